@@ -1,0 +1,48 @@
+# volattach: `make demo` runs a full attach, `make test` runs every test.
+# Both start what they need first (scripts/env-up.sh).
+
+GO ?= go
+export PATH := /usr/local/go/bin:$(PATH)
+
+PKGS := ./...
+TEST_TIMEOUT ?= 40m
+
+.PHONY: all env demo test vet fmt-check docs docs-check bench
+
+all: test
+
+## env: install (if missing) and start libvirtd, virtlogd and tgtd.
+env:
+	bash scripts/env-up.sh
+
+## demo: the state tables of the attach flow (the full attach example replaces it).
+demo: env
+	$(GO) run ./examples/statetables -format markdown
+
+## test: vet, gofmt, docs freshness, then every test with the race detector.
+## VOLATTACH_REQUIRE_ENV=1 makes a test that cannot reach a real component fail.
+test: env vet fmt-check docs-check
+	VOLATTACH_REQUIRE_ENV=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+## docs: regenerate docs/state-machines.md from the tables.
+docs:
+	$(GO) run ./examples/statetables -format doc > docs/state-machines.md
+
+## docs-check: fail when docs/state-machines.md is stale.
+docs-check:
+	@$(GO) run ./examples/statetables -format doc > .state-machines.md.tmp; \
+	if ! cmp -s .state-machines.md.tmp docs/state-machines.md; then \
+		rm -f .state-machines.md.tmp; \
+		echo "docs/state-machines.md is stale: run 'make docs' and commit it"; exit 1; \
+	fi; rm -f .state-machines.md.tmp
+
+## bench: every benchmark, benchstat-friendly.
+bench: env
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 $(PKGS)

@@ -1,0 +1,104 @@
+package compute
+
+import (
+	"context"
+	"errors"
+
+	"github.com/volattach/volattach/volume"
+)
+
+// Disk buses a volume can be attached on.
+const (
+	BusVirtio = "virtio"
+	BusSCSI   = "scsi"
+)
+
+// DiskInfo says how a volume appears in the guest.
+type DiskInfo struct {
+	// Serial is the disk's serial number; always the volume id, so a disk
+	// can be found again in the domain without any other record.
+	Serial string
+	// DeviceName is the target device without /dev/, for example "vdb" or
+	// "sdb", as the compute side chose it.
+	DeviceName string
+	// Bus is BusVirtio or BusSCSI.
+	Bus string
+	// DeviceType is "disk" (the only one volumes use here) or "lun".
+	DeviceType string
+	// ReadOnly attaches the disk read-only (attach mode "ro").
+	ReadOnly bool
+}
+
+// PowerState is a guest's power state as the hypervisor reports it.
+type PowerState string
+
+// Power states (upstream nova/compute/power_state.py, the ones a volume
+// attach cares about).
+const (
+	PowerRunning  PowerState = "running"
+	PowerPaused   PowerState = "paused"
+	PowerShutdown PowerState = "shutdown"
+	PowerNoState  PowerState = "nostate"
+)
+
+// GuestDisk is a volume disk the hypervisor reports in a guest.
+type GuestDisk struct {
+	Serial     string
+	DeviceName string
+	Bus        string
+	// Live is true when the disk is in the running guest, not only in its
+	// persistent configuration.
+	Live bool
+}
+
+// Driver is a hypervisor (upstream nova.virt.driver.ComputeDriver, the part
+// volume attach uses). adapters/libvirt implements it; a fake implements it
+// for tests of the orchestration. Every method is idempotent.
+type Driver interface {
+	// VolumeConnector returns this host's connector (upstream
+	// get_volume_connector).
+	VolumeConnector(ctx context.Context) (volume.Connector, error)
+	// AttachVolume connects the volume on the host (the protocol driver's
+	// connect) and adds the disk to the guest: live and persistent when the
+	// guest runs or is paused, persistent only when it is shut off. A disk
+	// with the same serial already there is success. On failure nothing is
+	// left connected.
+	AttachVolume(ctx context.Context, instanceUUID string, info volume.ConnectionInfo, disk DiskInfo) error
+	// DetachVolume removes the disk from the guest (waiting for the guest to
+	// release it, with retries) and disconnects the volume on the host. A disk
+	// already gone is success. A guest that never releases the disk returns
+	// an error matching ErrDeviceDetachFailed.
+	DetachVolume(ctx context.Context, instanceUUID string, info volume.ConnectionInfo, disk DiskInfo) error
+	// PowerState returns the guest's power state; ErrInstanceNotFound when
+	// the hypervisor has no such guest.
+	PowerState(ctx context.Context, instanceUUID string) (PowerState, error)
+	// VolumeDisks lists the guest's disks that came from volumes (those
+	// with a serial), for drift detection.
+	VolumeDisks(ctx context.Context, instanceUUID string) ([]GuestDisk, error)
+}
+
+// VolumeDriver is a protocol driver keyed by driver_volume_type (upstream
+// nova/virt/libvirt/volume/*: LibvirtBaseVolumeDriver). How a driver renders
+// the guest disk is the hypervisor adapter's business; the compute side only
+// sees connect and disconnect.
+type VolumeDriver interface {
+	// Connect makes the volume usable on this host (for QEMU's own
+	// initiators: nothing, or a credential secret). Idempotent.
+	Connect(ctx context.Context, info volume.ConnectionInfo, disk DiskInfo) error
+	// Disconnect undoes Connect. Idempotent.
+	Disconnect(ctx context.Context, info volume.ConnectionInfo, disk DiskInfo) error
+}
+
+var (
+	// ErrInstanceNotFound: the hypervisor has no guest for the instance.
+	ErrInstanceNotFound = errors.New("compute: instance not found on hypervisor")
+	// ErrDeviceDetachFailed: the guest did not release the disk within the
+	// retry policy (upstream DeviceDetachFailed).
+	ErrDeviceDetachFailed = errors.New("compute: device detach failed")
+	// ErrUnsupportedVolumeDriver: no protocol driver for the
+	// connection's driver_volume_type (upstream VolumeDriverNotFound).
+	ErrUnsupportedVolumeDriver = errors.New("compute: unsupported driver_volume_type")
+	// ErrInvalidConnectionInfo: connection_info lacks what its protocol
+	// driver needs.
+	ErrInvalidConnectionInfo = errors.New("compute: invalid connection_info")
+)

@@ -1,0 +1,77 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+)
+
+// RuleNoTransition is the rule a refusal names when the table has no row for
+// the (state, event) pair at all.
+const RuleNoTransition = "no_transition"
+
+var (
+	// ErrNoTransition matches (errors.Is) every refusal for which the table
+	// has no row.
+	ErrNoTransition = errors.New("fsm: no transition for this state and event")
+	// ErrRefused matches (errors.Is) every *RefusedError.
+	ErrRefused = errors.New("fsm: transition refused")
+	// ErrUnknownState matches (errors.Is) every *UnknownStateError.
+	ErrUnknownState = errors.New("fsm: unknown state")
+)
+
+// RefusedError is a transition the table did not allow: no row, or a guard
+// that refused. Err is the guard's (or the table's Refuse) domain error and is
+// reachable with errors.As / errors.Is.
+type RefusedError struct {
+	Table string
+	State string
+	Event string
+	// Rule is the name of the guard that refused, or RuleNoTransition.
+	Rule string
+	Err  error
+}
+
+func (e *RefusedError) Error() string {
+	msg := fmt.Sprintf("%s: %s refused in state %s by rule %s", e.Table, e.Event, e.State, e.Rule)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap exposes the domain error, ErrRefused, and ErrNoTransition when no
+// row exists.
+func (e *RefusedError) Unwrap() []error {
+	errs := []error{ErrRefused}
+	if e.Rule == RuleNoTransition {
+		errs = append(errs, ErrNoTransition)
+	}
+	if e.Err != nil {
+		errs = append(errs, e.Err)
+	}
+	return errs
+}
+
+// UnknownStateError is a state that is not in the table, usually read from a
+// stored record written by a newer or corrupted writer.
+type UnknownStateError struct {
+	Table string
+	State string
+}
+
+func (e *UnknownStateError) Error() string {
+	return fmt.Sprintf("%s: unknown state %q", e.Table, e.State)
+}
+
+// Unwrap lets errors.Is(err, ErrUnknownState) match.
+func (e *UnknownStateError) Unwrap() error { return ErrUnknownState }
+
+// DefinitionError is a static table that does not validate. New panics with it.
+type DefinitionError struct {
+	Table   string
+	Problem string
+}
+
+func (e *DefinitionError) Error() string {
+	return fmt.Sprintf("fsm: table %s is invalid: %s", e.Table, e.Problem)
+}

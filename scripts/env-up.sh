@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# env-up.sh: install (when missing) and start what volattach's demo and tests
+# need on a Debian 12 machine without systemd, as ../shared/ENV.md describes:
+# QEMU and qemu-utils, libvirtd with virtlogd, and tgtd. Idempotent: a second
+# run finds everything installed and running and changes nothing.
+set -euo pipefail
+
+log() { printf 'env-up: %s\n' "$*" >&2; }
+
+if [ "$(id -u)" != 0 ]; then
+	SUDO=sudo
+else
+	SUDO=
+fi
+
+packages=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
+	qemu-utils qemu-block-extra tgt)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	log "installing ${missing[*]}"
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# libvirtd's QEMU driver refuses to start without the libvirt-qemu user; the
+# package that normally creates it (libvirt-daemon-system) expects systemd.
+getent group kvm >/dev/null || $SUDO groupadd -r kvm
+getent group libvirt-qemu >/dev/null || $SUDO groupadd -r libvirt-qemu
+getent passwd libvirt-qemu >/dev/null ||
+	$SUDO useradd -r -g libvirt-qemu -s /usr/sbin/nologin libvirt-qemu
+$SUDO mkdir -p /var/log/libvirt /var/run/libvirt /var/lib/libvirt/images
+
+running() { pgrep -x "$1" >/dev/null 2>&1; }
+
+wait_for() { # wait_for DESCRIPTION COMMAND...: poll up to 30 s
+	local what=$1; shift
+	for _ in $(seq 1 150); do
+		if "$@" >/dev/null 2>&1; then return 0; fi
+		sleep 0.2
+	done
+	log "$what did not come up"
+	return 1
+}
+
+running virtlogd || { log "starting virtlogd"; $SUDO virtlogd -d; }
+if ! running libvirtd; then
+	log "starting libvirtd"
+	$SUDO libvirtd -d
+fi
+wait_for "libvirtd" virsh -c qemu:///system version
+
+if ! running tgtd; then
+	log "starting tgtd"
+	$SUDO tgtd
+fi
+wait_for "tgtd" tgtadm --lld iscsi --op show --mode target
+
+log "ready: $(virsh -c qemu:///system version 2>/dev/null | grep -i 'running hypervisor' || true)"

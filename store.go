@@ -1,0 +1,65 @@
+package volattach
+
+import (
+	"context"
+	"time"
+)
+
+// Store persists records. Every change is one Commit of a Txn; there is no
+// unguarded write.
+type Store interface {
+	// Get reads the record at into.Key() into into and sets its revision.
+	// It returns ErrNotFound for a missing key and an error matching
+	// ErrCorrupt for a record that does not decode or validate.
+	Get(ctx context.Context, into Record) error
+	// List returns the IDs of the records of kind whose ID starts with
+	// prefix, in key order, at most limit (0: all) after the ID after
+	// (exclusive; "" for the first page).
+	List(ctx context.Context, kind Kind, prefix, after string, limit int) ([]string, error)
+	// Commit applies txn atomically: if every compare holds, every write and
+	// history entry is applied; otherwise nothing is, and the error matches
+	// ErrConflict. It returns the store revision of the commit and sets the
+	// new revision on each written record.
+	Commit(ctx context.Context, txn Txn) (rev int64, err error)
+}
+
+// Txn is one guarded change: the records it writes or deletes are compared on
+// the revision they were read at (0: must not exist), the records it only
+// read on theirs, and the fences of the locks it was made under must still
+// hold. Then the writes and the history entries are applied together.
+type Txn struct {
+	// Fences are the ownership compares of the locks held.
+	Fences []Fence
+	// Reads are records the change depends on but does not write.
+	Reads []Record
+	// Puts are records to write, compared on their current Revision.
+	Puts []Record
+	// Deletes are records to delete, compared on their current Revision.
+	Deletes []Record
+	// History records the table transitions this change makes.
+	History []Transition
+}
+
+// Transition is one history entry: an entity moved along one row of a table.
+// It makes every change auditable and lets tests check that the system only
+// ever moved along table edges.
+type Transition struct {
+	// Table is the transition table's name, such as "volume.status".
+	Table string `json:"table"`
+	// Entity is the record that moved.
+	Entity Key `json:"entity"`
+	// From and To are the states before and after (equal for a row that
+	// leaves the state unchanged).
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Event is the row's event.
+	Event string `json:"event"`
+	// Time is when the change was made (writer's clock).
+	Time time.Time `json:"time"`
+	// RequestID ties the entry to the API request that caused it.
+	RequestID string `json:"request_id,omitempty"`
+	// Operation is the attach or detach operation the change belongs to.
+	Operation string `json:"operation,omitempty"`
+	// Revision is the store revision of the commit, set when read back.
+	Revision int64 `json:"-"`
+}
