@@ -2,6 +2,8 @@ package fsm
 
 import (
 	"fmt"
+
+	looplab "github.com/looplab/fsm"
 )
 
 // State is the constraint for a table's state type: any string-like type.
@@ -54,6 +56,15 @@ type rowKey[S State, E Event] struct {
 	event E
 }
 
+// entry is what the index holds for one (state, event) pair: the row that
+// handles it and, prepared once at build time, the single-row looplab event
+// list Fire hands to a fresh machine (looplab only reads it, so sharing it
+// between concurrent Fires is safe).
+type entry struct {
+	row     int
+	looplab looplab.Events
+}
+
 // Table is a validated, immutable transition table. It is safe for
 // concurrent use.
 type Table[S State, E Event, T any] struct {
@@ -61,7 +72,7 @@ type Table[S State, E Event, T any] struct {
 	def      Definition[S, E, T]
 	states   map[S]struct{}
 	terminal map[S]struct{}
-	index    map[rowKey[S, E]]int
+	index    map[rowKey[S, E]]entry
 	events   []E
 }
 
@@ -83,7 +94,29 @@ func Build[S State, E Event, T any](name string, def Definition[S, E, T]) (*Tabl
 	return build(name, def)
 }
 
+// clone copies every slice of d, so that a table never shares memory the
+// caller may still change.
+func (d Definition[S, E, T]) clone() Definition[S, E, T] {
+	out := d
+	out.States = append([]S(nil), d.States...)
+	out.Terminal = append([]S(nil), d.Terminal...)
+	out.Entry = append([]S(nil), d.Entry...)
+	out.Rows = make([]Row[S, E, T], len(d.Rows))
+	for i, r := range d.Rows {
+		out.Rows[i] = r.clone()
+	}
+	return out
+}
+
+// clone copies the slices of r.
+func (r Row[S, E, T]) clone() Row[S, E, T] {
+	r.From = append([]S(nil), r.From...)
+	r.Guards = append([]Guard[T](nil), r.Guards...)
+	return r
+}
+
 func build[S State, E Event, T any](name string, def Definition[S, E, T]) (*Table[S, E, T], error) {
+	def = def.clone()
 	bad := func(format string, args ...any) error {
 		return &DefinitionError{Table: name, Problem: fmt.Sprintf(format, args...)}
 	}
@@ -92,7 +125,7 @@ func build[S State, E Event, T any](name string, def Definition[S, E, T]) (*Tabl
 		def:      def,
 		states:   make(map[S]struct{}, len(def.States)),
 		terminal: make(map[S]struct{}, len(def.Terminal)),
-		index:    make(map[rowKey[S, E]]int),
+		index:    make(map[rowKey[S, E]]entry),
 	}
 	for _, s := range def.States {
 		if s == "" {
@@ -151,14 +184,19 @@ func build[S State, E Event, T any](name string, def Definition[S, E, T]) (*Tabl
 				return nil, err
 			}
 			k := rowKey[S, E]{from, r.Event}
-			if j, dup := t.index[k]; dup {
-				return nil, bad("rows %d and %d both handle (%s, %s)", j, i, from, r.Event)
+			if prev, dup := t.index[k]; dup {
+				if prev.row == i {
+					return nil, bad("row %d (%s) lists from-state %q twice", i, r.Event, from)
+				}
+				return nil, bad("rows %d and %d both handle (%s, %s)", prev.row, i, from, r.Event)
 			}
-			t.index[k] = i
 			to := r.To
 			if to == "" {
 				to = from
 			}
+			t.index[k] = entry{row: i, looplab: looplab.Events{
+				{Name: string(r.Event), Src: []string{string(from)}, Dst: string(to)},
+			}}
 			if to != from {
 				left[from] = true
 				reached[to] = true
@@ -193,7 +231,13 @@ func (t *Table[S, E, T]) States() []S { return append([]S(nil), t.def.States...)
 func (t *Table[S, E, T]) Events() []E { return append([]E(nil), t.events...) }
 
 // Rows returns a copy of the rows in definition order.
-func (t *Table[S, E, T]) Rows() []Row[S, E, T] { return append([]Row[S, E, T](nil), t.def.Rows...) }
+func (t *Table[S, E, T]) Rows() []Row[S, E, T] {
+	out := make([]Row[S, E, T], len(t.def.Rows))
+	for i, r := range t.def.Rows {
+		out[i] = r.clone()
+	}
+	return out
+}
 
 // Has reports whether s is a state of the table.
 func (t *Table[S, E, T]) Has(s S) bool {
@@ -217,13 +261,13 @@ func (t *Table[S, E, T]) ParseState(raw string) (S, error) {
 	return s, nil
 }
 
-// Row returns the row handling event in state, if there is one.
+// Row returns (a copy of) the row handling event in state, if there is one.
 func (t *Table[S, E, T]) Row(state S, event E) (Row[S, E, T], bool) {
-	i, ok := t.index[rowKey[S, E]{state, event}]
+	e, ok := t.index[rowKey[S, E]{state, event}]
 	if !ok {
 		return Row[S, E, T]{}, false
 	}
-	return t.def.Rows[i], true
+	return t.def.Rows[e.row].clone(), true
 }
 
 // Next returns the state that event leads to from state for subject, after
@@ -231,10 +275,15 @@ func (t *Table[S, E, T]) Row(state S, event E) (Row[S, E, T], bool) {
 // the table, state, event and rule; an unknown state an *UnknownStateError.
 // Next allocates nothing when the transition is allowed.
 func (t *Table[S, E, T]) Next(state S, event E, subject T) (S, error) {
-	i, ok := t.index[rowKey[S, E]{state, event}]
+	e, ok := t.index[rowKey[S, E]{state, event}]
 	if !ok {
 		return state, t.noRow(state, event)
 	}
+	return t.next(state, event, subject, e.row)
+}
+
+// next evaluates the guards of row i and returns its destination.
+func (t *Table[S, E, T]) next(state S, event E, subject T, i int) (S, error) {
 	r := &t.def.Rows[i]
 	for gi := range r.Guards {
 		if err := r.Guards[gi].Check(subject); err != nil {
@@ -269,12 +318,12 @@ func (t *Table[S, E, T]) Permitted(state S, subject T) []E {
 // subject, for callers that report all broken rules at once. It returns a
 // single refusal when no row exists.
 func (t *Table[S, E, T]) Check(state S, event E, subject T) []error {
-	i, ok := t.index[rowKey[S, E]{state, event}]
+	e, ok := t.index[rowKey[S, E]{state, event}]
 	if !ok {
 		return []error{t.noRow(state, event)}
 	}
 	var errs []error
-	for _, g := range t.def.Rows[i].Guards {
+	for _, g := range t.def.Rows[e.row].Guards {
 		if err := g.Check(subject); err != nil {
 			errs = append(errs, &RefusedError{Table: t.name, State: string(state), Event: string(event), Rule: g.Name, Err: err})
 		}
