@@ -129,7 +129,8 @@ func mermaidIdent(s string) string {
 }
 
 // mermaidText makes a name safe inside a quoted state description or an edge
-// label: no line breaks, no double quotes.
+// label, which Mermaid's lexer ends at a line break, a double quote, a colon
+// or a semicolon: those become a space (a double quote a single quote).
 func mermaidText(s string) string {
-	return strings.NewReplacer("\n", " ", "\r", " ", `"`, "#quot;").Replace(s)
+	return strings.NewReplacer("\n", " ", "\r", " ", `"`, "'", ":", " ", ";", " ").Replace(s)
 }
