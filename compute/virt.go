@@ -89,12 +89,11 @@ type VolumeDriver interface {
 	Disconnect(ctx context.Context, info volume.ConnectionInfo, disk DiskInfo) error
 }
 
+// A hypervisor reports a missing guest with ErrInstanceNotFound and a guest
+// that never releases a disk with ErrDeviceDetachFailed (errors.go: upstream
+// raises the same InstanceNotFound and DeviceDetachFailed classes from its
+// virt drivers).
 var (
-	// ErrInstanceNotFound: the hypervisor has no guest for the instance.
-	ErrInstanceNotFound = errors.New("compute: instance not found on hypervisor")
-	// ErrDeviceDetachFailed: the guest did not release the disk within the
-	// retry policy (upstream DeviceDetachFailed).
-	ErrDeviceDetachFailed = errors.New("compute: device detach failed")
 	// ErrUnsupportedVolumeDriver: no protocol driver for the
 	// connection's driver_volume_type (upstream VolumeDriverNotFound).
 	ErrUnsupportedVolumeDriver = errors.New("compute: unsupported driver_volume_type")

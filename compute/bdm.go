@@ -1,0 +1,109 @@
+package compute
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/volattach/volattach"
+	"github.com/volattach/volattach/volume"
+)
+
+// SourceType is where a block device mapping's volume comes from (upstream
+// BlockDeviceMapping.source_type).
+type SourceType string
+
+// Source types (upstream nova/objects/fields.py BlockDeviceSourceType).
+const (
+	// SourceVolume attaches an existing volume.
+	SourceVolume SourceType = "volume"
+	// SourceBlank creates an empty volume first.
+	SourceBlank SourceType = "blank"
+	// SourceSnapshot creates the volume from a volume snapshot first.
+	SourceSnapshot SourceType = "snapshot"
+	// SourceImage creates the volume from an image first.
+	SourceImage SourceType = "image"
+)
+
+// DestinationType is where the mapping's disk lives (upstream
+// BlockDeviceMapping.destination_type).
+type DestinationType string
+
+// Destination types (upstream BlockDeviceDestinationType).
+const (
+	DestinationVolume DestinationType = "volume"
+	DestinationLocal  DestinationType = "local"
+)
+
+// Device types (upstream BlockDeviceType, the ones volumes use).
+const (
+	DeviceTypeDisk = "disk"
+	DeviceTypeLUN  = "lun"
+)
+
+// BlockDeviceMapping is one disk of an instance backed by a volume (upstream
+// nova.objects.BlockDeviceMapping). It is stored under the (volume,
+// instance) pair, so one volume has at most one mapping per instance and
+// every mapping of a volume is found by its id alone.
+type BlockDeviceMapping struct {
+	volattach.Meta
+	// UUID is the mapping's own id (upstream bdm uuid, shown from 2.89).
+	UUID         string `json:"uuid"`
+	InstanceUUID string `json:"instance_uuid"`
+	// VolumeID is the volume the mapping attaches. For the blank, snapshot
+	// and image source types it is chosen when the mapping is created and
+	// the volume is created with that id by the host.
+	VolumeID        string          `json:"volume_id"`
+	SnapshotID      string          `json:"snapshot_id,omitempty"`
+	ImageID         string          `json:"image_id,omitempty"`
+	SourceType      SourceType      `json:"source_type"`
+	DestinationType DestinationType `json:"destination_type"`
+	// DeviceName is the guest device, such as "/dev/vdb"; empty until one is
+	// chosen (a shelved_offloaded instance gets its name on unshelve).
+	DeviceName string `json:"device_name,omitempty"`
+	DiskBus    string `json:"disk_bus,omitempty"`
+	DeviceType string `json:"device_type,omitempty"`
+	// BootIndex is nil for a data volume; 0 marks the root disk.
+	BootIndex *int `json:"boot_index,omitempty"`
+	// ConnectionInfo is saved before the volume turns in-use: detach
+	// needs it.
+	ConnectionInfo *volume.ConnectionInfo `json:"connection_info,omitempty"`
+	// Connector is the host connector the connection was initialised with,
+	// kept for terminate_connection (upstream stashes it in connection_info).
+	Connector *volume.Connector `json:"connector,omitempty"`
+	// VolumeSize is the volume's size in GiB.
+	VolumeSize          int       `json:"volume_size,omitempty"`
+	AttachmentID        string    `json:"attachment_id,omitempty"`
+	Tag                 string    `json:"tag,omitempty"`
+	DeleteOnTermination bool      `json:"delete_on_termination"`
+	CreatedAt           time.Time `json:"created_at,omitzero"`
+}
+
+// MappingID is the store id of the mapping of volumeID on instanceUUID.
+func MappingID(volumeID, instanceUUID string) string { return volumeID + "/" + instanceUUID }
+
+// Key returns the mapping's store key.
+func (m *BlockDeviceMapping) Key() volattach.Key {
+	return volattach.Key{Kind: volattach.KindMapping, ID: MappingID(m.VolumeID, m.InstanceUUID)}
+}
+
+// IsRoot reports whether the mapping is the instance's root disk (upstream
+// BlockDeviceMapping.is_root: boot_index 0).
+func (m *BlockDeviceMapping) IsRoot() bool { return m.BootIndex != nil && *m.BootIndex == 0 }
+
+// Validate checks a decoded mapping.
+func (m *BlockDeviceMapping) Validate() error {
+	if m.UUID == "" || m.InstanceUUID == "" || m.VolumeID == "" {
+		return fmt.Errorf("block device mapping: record lacks uuid, instance or volume")
+	}
+	switch m.SourceType {
+	case SourceVolume, SourceBlank, SourceSnapshot, SourceImage:
+	default:
+		return fmt.Errorf("block device mapping %s: unknown source_type %q", m.UUID, m.SourceType)
+	}
+	switch m.DestinationType {
+	case DestinationVolume, DestinationLocal:
+	default:
+		return fmt.Errorf("block device mapping %s: unknown destination_type %q", m.UUID, m.DestinationType)
+	}
+	return nil
+}
