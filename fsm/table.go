@@ -296,14 +296,26 @@ func (t *Table[S, E, T]) next(state S, event E, subject T, i int) (S, error) {
 	return r.To, nil
 }
 
-// Can reports whether event is allowed from state for subject.
+// Can reports whether event is allowed from state for subject. It evaluates
+// the same guards as Next but builds no refusal, so it allocates nothing
+// beyond what a refusing guard itself allocates.
 func (t *Table[S, E, T]) Can(state S, event E, subject T) bool {
-	_, err := t.Next(state, event, subject)
-	return err == nil
+	e, ok := t.index[rowKey[S, E]{state, event}]
+	if !ok {
+		return false
+	}
+	r := &t.def.Rows[e.row]
+	for gi := range r.Guards {
+		if r.Guards[gi].Check(subject) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // Permitted lists the events allowed from state for subject (guards
-// evaluated), in the order their rows appear.
+// evaluated), in the order their rows appear. It is nil when none is, and for
+// a state not in the table.
 func (t *Table[S, E, T]) Permitted(state S, subject T) []E {
 	var out []E
 	for _, e := range t.events {
