@@ -1,0 +1,164 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/sirupsen/logrus"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/volattach/volattach"
+)
+
+// Locker hands out etcd mutexes (go.etcd.io/etcd/client/v3/concurrency) by
+// name. It implements volattach.Locker.
+//
+// Each Lock call opens a session of its own (a lease with the configured
+// TTL, kept alive by the client): two holders in one process never share
+// ownership, and a holder that crashes or is cut off loses its lock when its
+// lease expires. A lock alone is not mutual exclusion: put Lock.Fence() in
+// every Txn made under the lock, so that a holder whose lease expired cannot
+// write late.
+//
+// Lock order: a caller holding several locks takes them in
+// volattach.LockOrder ("instance before volume"): InstanceLock first, then
+// VolumeLock. Two operations that follow it cannot deadlock.
+//
+// Round trips: Lock costs a lease grant and one Txn when uncontended (a
+// contended Lock also waits on a watch and re-reads its key); Unlock costs
+// one guarded Txn and one lease revoke. Keep-alives travel on the client's
+// shared lease stream.
+type Locker struct {
+	cli *clientv3.Client
+	o   options
+}
+
+var _ volattach.Locker = (*Locker)(nil)
+
+// NewLocker returns a Locker over cli. Options: WithPrefix, WithSessionTTL,
+// WithLockTimeout, WithLogger.
+func NewLocker(cli *clientv3.Client, opts ...Option) *Locker {
+	return &Locker{cli: cli, o: newOptions(opts)}
+}
+
+// Lock blocks until it holds the named lock, ctx is done, the Locker's lock
+// timeout expires (ErrLockTimeout), or etcd fails. On failure nothing is
+// left behind: the session is closed and its waiter key removed.
+func (l *Locker) Lock(ctx context.Context, name string) (volattach.Lock, error) {
+	if name == "" {
+		return nil, fmt.Errorf("%w: empty lock name", ErrInvalidKey)
+	}
+	if l.o.lockTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, l.o.lockTimeout, ErrLockTimeout)
+		defer cancel()
+	}
+	// The lease is granted under the caller's context, but the session
+	// (its keep-alive) must outlive this call: it runs on the client's.
+	grant, err := l.cli.Grant(ctx, int64(l.o.ttlSeconds()))
+	if err != nil {
+		return nil, l.acquireError(ctx, name, err)
+	}
+	session, err := concurrency.NewSession(l.cli, concurrency.WithLease(grant.ID), concurrency.WithTTL(l.o.ttlSeconds()))
+	if err != nil {
+		l.revoke(grant.ID)
+		return nil, l.acquireError(ctx, name, err)
+	}
+	m := concurrency.NewMutex(session, l.o.lockPrefix(name))
+	if err := m.Lock(ctx); err != nil {
+		session.Orphan()
+		l.revoke(grant.ID)
+		return nil, l.acquireError(ctx, name, err)
+	}
+	h := &lock{name: name, cli: l.cli, session: session, log: l.o.log}
+	h.fence = fence{name: name, key: m.Key(), rev: ownerRevision(m)}
+	l.o.log.WithField("lock", name).Debug("lock acquired")
+	return h, nil
+}
+
+// acquireError says why Lock failed, naming the lock.
+func (l *Locker) acquireError(ctx context.Context, name string, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, ErrLockTimeout) {
+		return fmt.Errorf("lock %s: %w after %v: %w", name, ErrLockTimeout, l.o.lockTimeout, context.DeadlineExceeded)
+	}
+	return fmt.Errorf("lock %s: %w", name, err)
+}
+
+// revoke drops a lease on a failure path; its keys go with it. A failure is
+// harmless: the lease expires after its TTL.
+func (l *Locker) revoke(id clientv3.LeaseID) {
+	ctx, cancel := context.WithTimeout(l.cli.Ctx(), l.o.sessionTTL)
+	defer cancel()
+	if _, err := l.cli.Revoke(ctx, id); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		l.o.log.WithError(err).Warn("lease revoke failed; it will expire")
+	}
+}
+
+// ownerRevision is the create revision of the mutex's own key: the value
+// Mutex.IsOwner compares against, read from that compare.
+func ownerRevision(m *concurrency.Mutex) int64 {
+	c := m.IsOwner()
+	return c.GetCompare().GetCreateRevision()
+}
+
+// lock is one held lock.
+type lock struct {
+	name    string
+	cli     *clientv3.Client
+	session *concurrency.Session
+	fence   fence
+	log     logrus.FieldLogger
+
+	mu       sync.Mutex
+	unlocked bool
+}
+
+var _ volattach.Lock = (*lock)(nil)
+
+// Name returns the lock's name.
+func (h *lock) Name() string { return h.name }
+
+// Fence returns the ownership compare for every Txn made under the lock.
+func (h *lock) Fence() volattach.Fence { return h.fence }
+
+// Lost is closed when the session ends: its lease expired or was revoked,
+// the client lost the cluster for longer than the TTL, or Unlock ran.
+func (h *lock) Lost() <-chan struct{} { return h.session.Done() }
+
+// Unlock deletes the lock key only if it is still this holder's (a Txn on
+// the fence, never a blind delete), then revokes the session's lease. If the
+// lock was already lost the error matches volattach.ErrLockLost; nobody
+// else's lock is touched. A second Unlock does nothing.
+func (h *lock) Unlock(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.unlocked {
+		return nil
+	}
+	h.unlocked = true
+	resp, err := h.cli.Txn(ctx).If(h.fence.compare()).Then(clientv3.OpDelete(h.fence.key)).Commit()
+	h.session.Orphan()
+	_, rerr := h.cli.Revoke(ctx, h.session.Lease())
+	leaseGone := errors.Is(rerr, rpctypes.ErrLeaseNotFound)
+	switch {
+	case err == nil && resp.Succeeded:
+		if rerr != nil && !leaseGone {
+			h.log.WithError(rerr).WithField("lock", h.name).Warn("lease revoke failed after unlock; it will expire")
+		}
+		return nil
+	case err == nil, leaseGone:
+		// The fence failed, or the lease had expired before the revoke:
+		// the lock was not ours any more.
+		return fmt.Errorf("unlock %s: %w", h.name, volattach.ErrLockLost)
+	case rerr == nil:
+		// The guarded delete's outcome is unknown, but revoking a live
+		// lease removed our key with it: released.
+		return nil
+	default:
+		return fmt.Errorf("unlock %s: %w (the lease expires by itself)", h.name, writeError("unlock", err))
+	}
+}
