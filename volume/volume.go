@@ -2,7 +2,6 @@ package volume
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/volattach/volattach"
@@ -28,8 +27,12 @@ type Volume struct {
 	AvailabilityZone string `json:"availability_zone,omitempty"`
 	// MigrationStatus is non-empty while the volume migrates.
 	MigrationStatus string `json:"migration_status,omitempty"`
-	// AdminMetadata holds "readonly" ("True") and "attached_mode".
+	// AdminMetadata holds MetaReadonly ("True") and MetaAttachedMode.
 	AdminMetadata map[string]string `json:"admin_metadata,omitempty"`
+	// AttachmentIDs lists the volume's attachment records, in creation
+	// order. Every commit that creates or removes an attachment writes the
+	// volume too, so the volume's revision guards its set of attachments.
+	AttachmentIDs []string `json:"attachment_ids,omitempty"`
 	// Backend names the storage backend holding the volume.
 	Backend string `json:"backend"`
 	// Format is the on-disk format for file-based backends (qcow2 or raw).
@@ -42,19 +45,48 @@ type Volume struct {
 // Key returns the volume's store key.
 func (v *Volume) Key() volattach.Key { return volattach.Key{Kind: volattach.KindVolume, ID: v.ID} }
 
+// Admin metadata keys (upstream volume_admin_metadata).
+const (
+	// MetaReadonly is "True" on a read-only volume.
+	MetaReadonly = "readonly"
+	// MetaAttachedMode is the mode of the attach in progress or done
+	// (set by begin_attach, removed by finish_detach).
+	MetaAttachedMode = "attached_mode"
+)
+
+// Migration statuses upstream treats as "not migrating"
+// (cinder/volume/api.py AVAILABLE_MIGRATION_STATUS, with None as "").
+const (
+	MigrationSuccess  = "success"
+	MigrationError    = "error"
+	MigrationDeleting = "deleting"
+)
+
 // Validate checks a decoded volume: its status and attach status must be
-// known values.
+// states of their tables; an unknown one is an *fsm.UnknownStateError.
 func (v *Volume) Validate() error {
 	if v.ID == "" {
 		return fmt.Errorf("volume: record has no id")
 	}
-	if !slices.Contains(Statuses, v.Status) {
-		return fmt.Errorf("volume %s: unknown status %q", v.ID, v.Status)
+	if _, err := statusTable.ParseState(string(v.Status)); err != nil {
+		return fmt.Errorf("volume %s: %w", v.ID, err)
 	}
-	if v.AttachStatus != "" && !slices.Contains(AttachStatuses, v.AttachStatus) {
-		return fmt.Errorf("volume %s: unknown attach status %q", v.ID, v.AttachStatus)
+	if v.AttachStatus != "" {
+		if _, err := attachTable.ParseState(string(v.AttachStatus)); err != nil {
+			return fmt.Errorf("volume %s: %w", v.ID, err)
+		}
 	}
 	return nil
+}
+
+// Migrating reports whether the volume is being migrated (upstream
+// _is_volume_migrating: migration_status not in AVAILABLE_MIGRATION_STATUS).
+func (v *Volume) Migrating() bool {
+	switch v.MigrationStatus {
+	case "", MigrationSuccess, MigrationError, MigrationDeleting:
+		return false
+	}
+	return true
 }
 
 // Bytes returns the volume's size in bytes.
@@ -66,7 +98,7 @@ func (v Volume) Bytes() int64 {
 }
 
 // ReadOnly reports whether admin metadata marks the volume read-only.
-func (v Volume) ReadOnly() bool { return v.AdminMetadata["readonly"] == "True" }
+func (v Volume) ReadOnly() bool { return v.AdminMetadata[MetaReadonly] == "True" }
 
 // Attachment is one attachment of a volume to an instance (upstream
 // VolumeAttachment).
@@ -83,8 +115,11 @@ type Attachment struct {
 	Connector *Connector `json:"connector,omitempty"`
 	// ConnectionInfo is set once the connection is initialised.
 	ConnectionInfo *ConnectionInfo `json:"connection_info,omitempty"`
-	AttachTime     time.Time       `json:"attach_time,omitzero"`
-	DetachTime     time.Time       `json:"detach_time,omitzero"`
+	// Message is the user-visible message recorded when the attachment
+	// failed (upstream message_api, for example ATTACH_READONLY_VOLUME).
+	Message    string    `json:"message,omitempty"`
+	AttachTime time.Time `json:"attach_time,omitzero"`
+	DetachTime time.Time `json:"detach_time,omitzero"`
 }
 
 // Key returns the attachment's store key.
@@ -97,8 +132,8 @@ func (a *Attachment) Validate() error {
 	if a.ID == "" || a.VolumeID == "" {
 		return fmt.Errorf("attachment: record has no id or volume id")
 	}
-	if !slices.Contains(AttachStatuses, a.AttachStatus) {
-		return fmt.Errorf("attachment %s: unknown attach status %q", a.ID, a.AttachStatus)
+	if _, err := attachTable.ParseState(string(a.AttachStatus)); err != nil {
+		return fmt.Errorf("attachment %s: %w", a.ID, err)
 	}
 	return nil
 }

@@ -1,0 +1,45 @@
+package volume
+
+// Caller is who makes a request. Admin-ness is never inferred: the front end
+// that authenticated the request says so explicitly, and the Service passes
+// it on to the tables' caller_is_admin guard (upstream: the policy check
+// behind volume_extension:volume_admin_actions:*).
+type Caller struct {
+	// Admin is true for a caller with the admin role.
+	Admin bool
+	// ProjectID is the caller's project, for logs and notifications.
+	ProjectID string
+	// RequestID ties history entries and logs to the API request.
+	RequestID string
+}
+
+// Request is the subject the guards of the volume.status and
+// volume.attach_status tables judge: the volume as read, its attachment
+// records, the attachment the request is about, and what the caller asks.
+// Guards only read it. For the recompute_* rows, Attachments holds the
+// records as they will be after the change being committed.
+type Request struct {
+	// Volume is the volume as read from the store.
+	Volume *Volume
+	// Attachments are the volume's attachment records (detached and
+	// deleted ones are removed from the store, so never among them).
+	Attachments []*Attachment
+	// Attachment is the attachment the request acts on, or nil.
+	Attachment *Attachment
+	// Caller is who asks.
+	Caller Caller
+	// InstanceUUID is the instance an attach is for.
+	InstanceUUID string
+	// Mode is the requested attach mode, ModeRW or ModeRO.
+	Mode string
+}
+
+// derived is the status the volume's attachments derive (see DeriveStatus).
+func (r *Request) derived() (Status, AttachStatus) {
+	var buf [8]AttachStatus
+	st := buf[:0]
+	for _, a := range r.Attachments {
+		st = append(st, a.AttachStatus)
+	}
+	return DeriveStatus(r.Volume.Status, r.Volume.MigrationStatus, st)
+}
