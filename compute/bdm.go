@@ -42,7 +42,7 @@ const (
 
 // BlockDeviceMapping is one disk of an instance backed by a volume (upstream
 // nova.objects.BlockDeviceMapping). It is stored under the (volume,
-// instance) pair, so one volume has at most one mapping per instance and
+// instance) pair (MappingID), so one volume has at most one mapping per instance and
 // every mapping of a volume is found by its id alone.
 type BlockDeviceMapping struct {
 	volattach.Meta
@@ -79,7 +79,14 @@ type BlockDeviceMapping struct {
 }
 
 // MappingID is the store id of the mapping of volumeID on instanceUUID.
-func MappingID(volumeID, instanceUUID string) string { return volumeID + "/" + instanceUUID }
+func MappingID(volumeID, instanceUUID string) string {
+	return volumeID + MappingIDSeparator + instanceUUID
+}
+
+// MappingIDSeparator joins the volume id and the instance uuid in a mapping's
+// store id; listing the ids that start with "<volume id>:" finds every
+// mapping of a volume.
+const MappingIDSeparator = ":"
 
 // Key returns the mapping's store key.
 func (m *BlockDeviceMapping) Key() volattach.Key {

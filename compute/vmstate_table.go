@@ -209,9 +209,3 @@ var lockGuarded = func() map[Action]bool {
 // IsInstanceInvalidState reports whether err is an InstanceInvalidState
 // refusal (including InstanceIsLocked).
 func IsInstanceInvalidState(err error) bool { return errors.Is(err, ErrInstanceInvalidState) }
-
-// Tables returns the compute side's transition tables for rendering, the
-// vm_state table first.
-func Tables() []fsm.Describer {
-	return []fsm.Describer{VMStateTable}
-}

@@ -1,0 +1,190 @@
+package fake
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/volattach/volattach/compute"
+	"github.com/volattach/volattach/volume"
+)
+
+// Steps of the fake hypervisor at which Faults may fail or hang.
+const (
+	StepVolumeConnector  = "get_volume_connector"
+	StepConnectVolume    = "connect_volume"
+	StepAttachGuest      = "attach_guest"
+	StepDetachGuest      = "detach_guest"
+	StepDisconnectVolume = "disconnect_volume"
+)
+
+// Driver is an in-memory hypervisor host (upstream nova.virt.fake): it
+// records each guest's volume disks and which volumes are connected on the
+// host. Like a real driver every method is idempotent: a disk already there
+// is attached, a disk already gone is detached.
+type Driver struct {
+	host   string
+	faults *Faults
+
+	mu     sync.Mutex
+	guests map[string]*guest
+	// connections counts, per volume serial, the disks using its host
+	// connection (a multiattach volume may serve several guests).
+	connections map[string]int
+}
+
+type guest struct {
+	power compute.PowerState
+	disks map[string]compute.GuestDisk
+}
+
+var _ compute.Driver = (*Driver)(nil)
+
+// NewDriver returns a fake host named host whose steps consult faults (nil:
+// never fail).
+func NewDriver(host string, faults *Faults) *Driver {
+	return &Driver{host: host, faults: faults, guests: map[string]*guest{}, connections: map[string]int{}}
+}
+
+// Host returns the host name.
+func (d *Driver) Host() string { return d.host }
+
+// AddGuest defines a guest for instanceUUID in the given power state.
+func (d *Driver) AddGuest(instanceUUID string, power compute.PowerState) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.guests[instanceUUID] = &guest{power: power, disks: map[string]compute.GuestDisk{}}
+}
+
+// Disks returns the guest's volume disks, ordered by device name.
+func (d *Driver) Disks(instanceUUID string) []compute.GuestDisk {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g := d.guests[instanceUUID]
+	if g == nil {
+		return nil
+	}
+	out := slices.Collect(maps.Values(g.disks))
+	slices.SortFunc(out, func(a, b compute.GuestDisk) int { return strings.Compare(a.DeviceName, b.DeviceName) })
+	return out
+}
+
+// Connected returns the serials of the volumes connected on the host, sorted.
+func (d *Driver) Connected() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Sorted(maps.Keys(d.connections))
+}
+
+// VolumeConnector returns the host's connector.
+func (d *Driver) VolumeConnector(ctx context.Context) (volume.Connector, error) {
+	if err := d.faults.Check(ctx, StepVolumeConnector); err != nil {
+		return volume.Connector{}, err
+	}
+	return volume.Connector{Host: d.host, IP: "127.0.0.1", Initiator: "iqn.2004-10.org.volattach:" + d.host, Platform: "x86_64", OSType: "linux2"}, nil
+}
+
+// AttachVolume connects the volume on the host and adds the disk to the
+// guest; the disk is live when the guest runs or is paused. On failure
+// nothing it did is left behind.
+func (d *Driver) AttachVolume(ctx context.Context, instanceUUID string, info volume.ConnectionInfo, disk compute.DiskInfo) error {
+	if disk.Serial == "" || disk.DeviceName == "" {
+		return fmt.Errorf("%w: disk needs a serial and a device name", compute.ErrInvalidConnectionInfo)
+	}
+	d.mu.Lock()
+	g := d.guests[instanceUUID]
+	if g == nil {
+		d.mu.Unlock()
+		return compute.Raise(compute.ErrInstanceNotFound, "no guest %s on host %s", instanceUUID, d.host)
+	}
+	if _, ok := g.disks[disk.Serial]; ok {
+		d.mu.Unlock()
+		return nil
+	}
+	d.mu.Unlock()
+	if err := d.faults.Check(ctx, StepConnectVolume); err != nil {
+		return err
+	}
+	if err := d.faults.Check(ctx, StepAttachGuest); err != nil {
+		return err // connect is only counted once the disk is added
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g = d.guests[instanceUUID]
+	if g == nil {
+		return compute.Raise(compute.ErrInstanceNotFound, "no guest %s on host %s", instanceUUID, d.host)
+	}
+	for _, other := range g.disks {
+		if other.DeviceName == disk.DeviceName {
+			return fmt.Errorf("fake: guest %s already has a disk at %s", instanceUUID, disk.DeviceName)
+		}
+	}
+	if _, ok := g.disks[disk.Serial]; !ok {
+		g.disks[disk.Serial] = compute.GuestDisk{Serial: disk.Serial, DeviceName: disk.DeviceName, Bus: disk.Bus,
+			Live: g.power == compute.PowerRunning || g.power == compute.PowerPaused}
+		d.connections[disk.Serial]++
+	}
+	return nil
+}
+
+// DetachVolume removes the disk from the guest and disconnects the volume
+// when no other guest on the host uses it. A disk already gone is success.
+// An injected detach_guest fault stands for a guest that never releases the
+// disk: use compute.ErrDeviceDetachFailed as its error to say so.
+func (d *Driver) DetachVolume(ctx context.Context, instanceUUID string, info volume.ConnectionInfo, disk compute.DiskInfo) error {
+	d.mu.Lock()
+	g := d.guests[instanceUUID]
+	_, present := g.disksOrNil()[disk.Serial]
+	d.mu.Unlock()
+	if present {
+		if err := d.faults.Check(ctx, StepDetachGuest); err != nil {
+			return err
+		}
+	}
+	if err := d.faults.Check(ctx, StepDisconnectVolume); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if g := d.guests[instanceUUID]; g != nil {
+		if _, ok := g.disks[disk.Serial]; ok {
+			delete(g.disks, disk.Serial)
+			if d.connections[disk.Serial]--; d.connections[disk.Serial] <= 0 {
+				delete(d.connections, disk.Serial)
+			}
+		}
+	}
+	return nil
+}
+
+func (g *guest) disksOrNil() map[string]compute.GuestDisk {
+	if g == nil {
+		return nil
+	}
+	return g.disks
+}
+
+// PowerState returns the guest's power state.
+func (d *Driver) PowerState(ctx context.Context, instanceUUID string) (compute.PowerState, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g := d.guests[instanceUUID]
+	if g == nil {
+		return compute.PowerNoState, compute.Raise(compute.ErrInstanceNotFound, "no guest %s on host %s", instanceUUID, d.host)
+	}
+	return g.power, nil
+}
+
+// VolumeDisks lists the guest's volume disks.
+func (d *Driver) VolumeDisks(ctx context.Context, instanceUUID string) ([]compute.GuestDisk, error) {
+	d.mu.Lock()
+	g := d.guests[instanceUUID]
+	d.mu.Unlock()
+	if g == nil {
+		return nil, compute.Raise(compute.ErrInstanceNotFound, "no guest %s on host %s", instanceUUID, d.host)
+	}
+	return d.Disks(instanceUUID), nil
+}
