@@ -190,8 +190,18 @@ func Locker(t testing.TB, opts ...etcd.Option) *etcd.Locker {
 	return etcd.NewLocker(Client(t), append([]etcd.Option{etcd.WithPrefix(Prefix(t))}, opts...)...)
 }
 
+// Queue returns a Queue under the test's prefix; its agent session is
+// closed at t.Cleanup.
+func Queue(t testing.TB, opts ...etcd.Option) *etcd.Queue {
+	t.Helper()
+	q := etcd.NewQueue(Client(t), append([]etcd.Option{etcd.WithPrefix(Prefix(t))}, opts...)...)
+	t.Cleanup(func() { q.Close(context.Background()) })
+	return q
+}
+
 // Revision returns the shared server's current revision: a test that
-// expects nothing to be written checks it is unchanged.
+// expects nothing to be written checks it is unchanged. It is server-wide,
+// so such a test must not run in parallel with tests that write.
 func Revision(t testing.TB) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)

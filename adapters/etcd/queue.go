@@ -1,0 +1,361 @@
+package etcd
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/volattach/volattach"
+)
+
+// Queue is a per-host work queue in etcd, in place of the RPC cast upstream
+// makes to an instance's compute host. A submitter Puts an operation under
+// the host and may Wait for its result; the agent on that host takes work
+// with Next (or Claim), and finishes it with Done.
+//
+// A claim is a key bound to the agent's lease (one session per Queue, TTL
+// from WithSessionTTL): an agent that dies loses its claims when the lease
+// expires, and another agent's Next picks the work up again. Done is
+// fenced on the claim, so an agent whose claim lapsed cannot report a
+// result for work someone else now owns.
+//
+// Every method takes and returns basic types only, so a core package can
+// declare the interface it needs without importing this adapter. Payloads
+// and results are opaque bytes (etcd limits a request to about 1.5 MiB).
+type Queue struct {
+	cli *clientv3.Client
+	o   options
+
+	mu      sync.Mutex
+	session *concurrency.Session
+}
+
+// NewQueue returns a Queue over cli. Options: WithPrefix, WithSessionTTL,
+// WithLogger.
+func NewQueue(cli *clientv3.Client, opts ...Option) *Queue {
+	return &Queue{cli: cli, o: newOptions(opts)}
+}
+
+func checkItem(host, id string) error {
+	if err := checkSegment("host", host); err != nil {
+		return err
+	}
+	return checkSegment("id", id)
+}
+
+// Put queues payload as operation id for host. Putting the same id with the
+// same payload again is a no-op (a submitter may retry after an unknown
+// outcome); a different payload, or an id already done, is ErrDuplicate
+// (matching volattach.ErrConflict). One round trip.
+func (q *Queue) Put(ctx context.Context, host, id string, payload []byte) error {
+	if err := checkItem(host, id); err != nil {
+		return err
+	}
+	item, result := q.o.itemKey(host, id), q.o.resultKey(host, id)
+	resp, err := q.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(item), "=", 0), clientv3.Compare(clientv3.CreateRevision(result), "=", 0)).
+		Then(clientv3.OpPut(item, string(payload))).
+		Else(clientv3.OpGet(item), clientv3.OpGet(result, clientv3.WithKeysOnly())).
+		Commit()
+	if err != nil {
+		return writeError("queue put", err)
+	}
+	if resp.Succeeded {
+		return nil
+	}
+	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 && bytes.Equal(kvs[0].Value, payload) {
+		return nil
+	}
+	what := "queued with another payload"
+	if len(resp.Responses[1].GetResponseRange().GetKvs()) > 0 {
+		what = "already done"
+	}
+	return &conflict{err: ErrDuplicate, kind: volattach.ErrConflict, detail: fmt.Sprintf("%s/%s %s", host, id, what)}
+}
+
+// lease returns the agent's claim lease, opening a session if there is none
+// or the last one ended (its claims lapsed with it).
+func (q *Queue) lease(ctx context.Context) (clientv3.LeaseID, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.session != nil {
+		select {
+		case <-q.session.Done():
+			q.session = nil
+		default:
+			return q.session.Lease(), nil
+		}
+	}
+	grant, err := q.cli.Grant(ctx, int64(q.o.ttlSeconds()))
+	if err != nil {
+		return 0, fmt.Errorf("etcd: queue lease: %w", err)
+	}
+	s, err := concurrency.NewSession(q.cli, concurrency.WithLease(grant.ID), concurrency.WithTTL(q.o.ttlSeconds()))
+	if err != nil {
+		return 0, fmt.Errorf("etcd: queue session: %w", err)
+	}
+	q.session = s
+	return s.Lease(), nil
+}
+
+// currentLease is the live claim lease, or 0.
+func (q *Queue) currentLease() clientv3.LeaseID {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.session == nil {
+		return 0
+	}
+	select {
+	case <-q.session.Done():
+		return 0
+	default:
+		return q.session.Lease()
+	}
+}
+
+// Claim takes operation id of host for this agent and returns its payload.
+// Claiming an item this agent already holds returns it again; an item
+// another agent holds is ErrClaimed (matching volattach.ErrConflict); a
+// missing one (never queued, or done) is volattach.ErrNotFound. One round
+// trip (plus a lease grant for the agent's first claim).
+func (q *Queue) Claim(ctx context.Context, host, id string) ([]byte, error) {
+	if err := checkItem(host, id); err != nil {
+		return nil, err
+	}
+	lease, err := q.lease(ctx)
+	if err != nil {
+		return nil, err
+	}
+	item, claim := q.o.itemKey(host, id), q.o.claimKey(host, id)
+	resp, err := q.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(item), ">", 0), clientv3.Compare(clientv3.CreateRevision(claim), "=", 0)).
+		Then(clientv3.OpPut(claim, fmt.Sprintf("%x", int64(lease)), clientv3.WithLease(lease)), clientv3.OpGet(item)).
+		// Not keys-only: a keys-only read leaves out the lease.
+		Else(clientv3.OpGet(item), clientv3.OpGet(claim)).
+		Commit()
+	if err != nil {
+		return nil, writeError("queue claim", err)
+	}
+	if resp.Succeeded {
+		return resp.Responses[1].GetResponseRange().GetKvs()[0].Value, nil
+	}
+	items := resp.Responses[0].GetResponseRange().GetKvs()
+	if len(items) == 0 {
+		return nil, fmt.Errorf("%w: queue item %s/%s", volattach.ErrNotFound, host, id)
+	}
+	if claims := resp.Responses[1].GetResponseRange().GetKvs(); len(claims) > 0 && claims[0].Lease == int64(lease) {
+		return items[0].Value, nil
+	}
+	return nil, &conflict{err: ErrClaimed, kind: volattach.ErrConflict, detail: host + "/" + id}
+}
+
+// Next blocks until host has an operation no agent has claimed, claims it
+// and returns it: the oldest first. It returns when ctx ends.
+func (q *Queue) Next(ctx context.Context, host string) (id string, payload []byte, err error) {
+	if err := checkSegment("host", host); err != nil {
+		return "", nil, err
+	}
+	itemPfx, claimPfx := q.o.hostPrefix(host)+"item/", q.o.hostPrefix(host)+"claim/"
+	for {
+		resp, err := q.cli.Txn(ctx).Then(
+			clientv3.OpGet(itemPfx, clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+			clientv3.OpGet(claimPfx, clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		).Commit()
+		if err != nil {
+			return "", nil, fmt.Errorf("etcd: queue scan %s: %w", host, err)
+		}
+		claimed := map[string]bool{}
+		for _, kv := range resp.Responses[1].GetResponseRange().GetKvs() {
+			claimed[strings.TrimPrefix(string(kv.Key), claimPfx)] = true
+		}
+		items := resp.Responses[0].GetResponseRange().GetKvs()
+		slices.SortFunc(items, func(a, b *mvccpb.KeyValue) int { return cmp.Compare(a.CreateRevision, b.CreateRevision) })
+		for _, kv := range items {
+			id := strings.TrimPrefix(string(kv.Key), itemPfx)
+			if claimed[id] {
+				continue
+			}
+			payload, err := q.Claim(ctx, host, id)
+			switch {
+			case err == nil:
+				return id, payload, nil
+			case errors.Is(err, ErrClaimed), errors.Is(err, volattach.ErrNotFound):
+				continue // another agent was quicker
+			default:
+				return "", nil, err
+			}
+		}
+		if err := q.waitForWork(ctx, host, resp.Header.Revision+1); err != nil {
+			return "", nil, err
+		}
+	}
+}
+
+// waitForWork returns once, at revision from or later, an item was queued
+// for host or a claim on one went away; or with ctx's error.
+func (q *Queue) waitForWork(ctx context.Context, host string, from int64) error {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	itemPfx, claimPfx := q.o.hostPrefix(host)+"item/", q.o.hostPrefix(host)+"claim/"
+	for wr := range q.cli.Watch(wctx, q.o.hostPrefix(host), clientv3.WithPrefix(), clientv3.WithRev(from)) {
+		if wr.Err() != nil {
+			return nil // rescan; a compacted or broken watch loses nothing a scan sees
+		}
+		for _, ev := range wr.Events {
+			key := string(ev.Kv.Key)
+			if (ev.Type == mvccpb.PUT && strings.HasPrefix(key, itemPfx) && ev.Kv.Version == 1) ||
+				(ev.Type == mvccpb.DELETE && strings.HasPrefix(key, claimPfx)) {
+				return nil
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// Done records result for operation id of host and removes the operation,
+// if and only if this agent still holds its claim; otherwise ErrClaimLost
+// (matching volattach.ErrLockLost) and nothing is written. One round trip.
+func (q *Queue) Done(ctx context.Context, host, id string, result []byte) error {
+	return q.finish(ctx, host, id, true, result)
+}
+
+// Release gives up this agent's claim without a result, so another agent
+// (or this one's next Next) takes the operation again. ErrClaimLost if the
+// claim was not held.
+func (q *Queue) Release(ctx context.Context, host, id string) error {
+	return q.finish(ctx, host, id, false, nil)
+}
+
+func (q *Queue) finish(ctx context.Context, host, id string, done bool, result []byte) error {
+	if err := checkItem(host, id); err != nil {
+		return err
+	}
+	lost := &conflict{err: ErrClaimLost, kind: volattach.ErrLockLost, detail: host + "/" + id}
+	lease := q.currentLease()
+	if lease == 0 {
+		return lost
+	}
+	claim := q.o.claimKey(host, id)
+	ops := []clientv3.Op{clientv3.OpDelete(claim)}
+	if done {
+		ops = append(ops, clientv3.OpPut(q.o.resultKey(host, id), string(result)), clientv3.OpDelete(q.o.itemKey(host, id)))
+	}
+	resp, err := q.cli.Txn(ctx).If(clientv3.Compare(clientv3.LeaseValue(claim), "=", lease)).Then(ops...).Commit()
+	if err != nil {
+		return writeError("queue done", err)
+	}
+	if !resp.Succeeded {
+		return lost
+	}
+	return nil
+}
+
+// Wait blocks until operation id of host has a result and returns it, or
+// until ctx ends. It reads the result left by Done, however long ago; it
+// does not remove it (see Forget).
+func (q *Queue) Wait(ctx context.Context, host, id string) ([]byte, error) {
+	if err := checkItem(host, id); err != nil {
+		return nil, err
+	}
+	key := q.o.resultKey(host, id)
+	for {
+		resp, err := q.cli.Get(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("etcd: queue wait %s/%s: %w", host, id, err)
+		}
+		if len(resp.Kvs) > 0 {
+			return resp.Kvs[0].Value, nil
+		}
+		if v, ok, err := q.watchResult(ctx, key, resp.Header.Revision+1); ok || err != nil {
+			return v, err
+		}
+	}
+}
+
+// watchResult waits for the result key to be written; ok false means the
+// watch broke and the caller should read again.
+func (q *Queue) watchResult(ctx context.Context, key string, from int64) ([]byte, bool, error) {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	for wr := range q.cli.Watch(wctx, key, clientv3.WithRev(from), clientv3.WithFilterDelete()) {
+		if wr.Err() != nil {
+			return nil, false, nil
+		}
+		for _, ev := range wr.Events {
+			return ev.Kv.Value, true, nil
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, false, fmt.Errorf("etcd: queue wait: %w", ctx.Err())
+	}
+	return nil, false, nil
+}
+
+// Forget removes operation id of host once the submitter has no further
+// use for it: its result, and the operation itself if no agent has claimed
+// it (a cancel). While an agent holds it, Forget removes nothing and
+// returns ErrClaimed: Wait for the result, then Forget.
+func (q *Queue) Forget(ctx context.Context, host, id string) error {
+	if err := checkItem(host, id); err != nil {
+		return err
+	}
+	claim := q.o.claimKey(host, id)
+	resp, err := q.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(claim), "=", 0)).
+		Then(clientv3.OpDelete(q.o.itemKey(host, id)), clientv3.OpDelete(q.o.resultKey(host, id))).
+		Commit()
+	if err != nil {
+		return writeError("queue forget", err)
+	}
+	if !resp.Succeeded {
+		return &conflict{err: ErrClaimed, kind: volattach.ErrConflict, detail: host + "/" + id}
+	}
+	return nil
+}
+
+// Pending returns the operations queued for host and not done yet, claimed
+// or not, oldest first.
+func (q *Queue) Pending(ctx context.Context, host string) ([]string, error) {
+	if err := checkSegment("host", host); err != nil {
+		return nil, err
+	}
+	pfx := q.o.hostPrefix(host) + "item/"
+	resp, err := q.cli.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+	if err != nil {
+		return nil, fmt.Errorf("etcd: queue pending %s: %w", host, err)
+	}
+	ids := make([]string, len(resp.Kvs))
+	for i, kv := range resp.Kvs {
+		ids[i] = strings.TrimPrefix(string(kv.Key), pfx)
+	}
+	return ids, nil
+}
+
+// Close ends the agent's session and revokes its lease: its claims lapse at
+// once, so other agents can take the work over. The Queue can still be
+// used; a later claim opens a new session.
+func (q *Queue) Close(ctx context.Context) error {
+	q.mu.Lock()
+	s := q.session
+	q.session = nil
+	q.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	s.Orphan()
+	if _, err := q.cli.Revoke(ctx, s.Lease()); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return fmt.Errorf("etcd: queue close: %w", err)
+	}
+	return nil
+}
