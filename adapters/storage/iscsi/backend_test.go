@@ -156,15 +156,22 @@ func url(info volume.ConnectionInfo, secret string) qemuio.Image {
 		d[volume.DataAuthUsername], secret, d[volume.DataTargetPortal], d[volume.DataTargetIQN], d[volume.DataTargetLUN])}
 }
 
-// refused checks that QEMU's initiator cannot open img.
-func refused(t *testing.T, what string, img qemuio.Image) {
+// Reasons tgtd gives QEMU's initiator for a refused login: a wrong CHAP
+// secret, and an initiator no ACL entry admits (tgtd hides the target).
+const (
+	badSecret  = "Authentication failure"
+	notAllowed = "Target not found"
+)
+
+// refused checks that QEMU's initiator cannot log in with img, for reason.
+func refused(t *testing.T, what string, img qemuio.Image, reason string) {
 	t.Helper()
 	out, err := qemuio.Run(context.Background(), img, "read 0 512")
 	if err == nil {
 		t.Fatalf("%s: qemu-io read succeeded, want a refused login:\n%s", what, out)
 	}
-	if !strings.Contains(out, "Failed to log in") && !strings.Contains(out, "Failed to connect") {
-		t.Fatalf("%s: qemu-io failed for another reason than a refused login: %v", what, err)
+	if !strings.Contains(out, "Failed to log in to target") || !strings.Contains(out, reason) {
+		t.Fatalf("%s: qemu-io failed, but not with a login refused for %q: %v", what, reason, err)
 	}
 }
 
@@ -254,13 +261,13 @@ func TestExportLifecycleThroughQemuIO(t *testing.T) {
 			if err := qemuio.WriteRead(ctx, img, 0xab, 0, 64<<10); err != nil {
 				t.Fatal(err)
 			}
-			refused(t, "wrong CHAP secret", imageOpts(info, c.Initiator, "WrongSecret0123456789"))
+			refused(t, "wrong CHAP secret", imageOpts(info, c.Initiator, "WrongSecret0123456789"), badSecret)
 			if c.Initiator != "" {
-				refused(t, "initiator not bound", imageOpts(info, "iqn.2026-11.io.volattach.test:intruder", secret))
+				refused(t, "initiator not bound", imageOpts(info, "iqn.2026-11.io.volattach.test:intruder", secret), notAllowed)
 			}
 
 			twice(t, "TerminateConnection", func() error { return b.TerminateConnection(ctx, v, c) })
-			refused(t, "after TerminateConnection", img)
+			refused(t, "after TerminateConnection", img, notAllowed)
 
 			twice(t, "RemoveExport", func() error { return b.RemoveExport(ctx, v) })
 			if slices.Contains(targets(t), iqn) {
@@ -401,7 +408,7 @@ func TestRestartedBackendKeepsCredentials(t *testing.T) {
 	if st, err := os.Stat(filepath.Join(f.cfg.StateDir, v.ID+".chap")); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("secret file: %v, mode %v; want 0600", err, st.Mode())
 	}
-	refused(t, "the lost secret", imageOpts(info4, byName.Initiator, secret))
+	refused(t, "the lost secret", imageOpts(info4, byName.Initiator, secret), badSecret)
 	if _, err := qemuio.Run(ctx, imageOpts(info4, byName.Initiator, fresh), "read -P 0x3c 0 4096"); err != nil {
 		t.Fatal(err)
 	}

@@ -69,6 +69,10 @@ func (b *Backend) TerminateConnection(ctx context.Context, v volume.Volume, c vo
 // reports a restart or a failure to restart. The caller holds the volume's
 // lock.
 func (b *Backend) check(ctx context.Context, rec record) (record, error) {
+	if _, alive := b.find(rec.VolumeID, rec.File); alive {
+		rec, _, err := b.ensureRunning(ctx, rec, true) // only reconciles the record
+		return rec, err
+	}
 	rec, restarted, err := b.ensureRunning(ctx, rec, true)
 	if err != nil {
 		err = fmt.Errorf("%w: volume %s: %w", ErrExportDied, rec.VolumeID, err)
