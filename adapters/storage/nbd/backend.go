@@ -81,12 +81,15 @@ const (
 
 // Event reports a dead export.
 type Event struct {
+	// VolumeID names the export's volume.
 	VolumeID string
-	Kind     EventKind
+	// Kind says what happened.
+	Kind EventKind
 	// Port is the port the export listens on after a restart (it changes
 	// when the old one was taken meanwhile).
 	Port int
-	Err  error
+	// Err is why a restart failed (ExportFailed only); it wraps ErrExportDied.
+	Err error
 }
 
 // ErrExportDied: an export's qemu-nbd died and could not be restarted.
