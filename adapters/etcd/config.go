@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -126,22 +128,86 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*clientv3.Client, error) 
 		DialKeepAliveTimeout: 5 * time.Second,
 	})
 	if err != nil {
-		return nil, connectError(cfg, err)
+		return nil, connectError(ctx, cfg, tlsCfg, err)
 	}
 	// One read proves the transport, TLS and the token. Permission denied
 	// still proves all three: the user simply may not read that key.
 	_, err = cli.Get(ctx, "\x00volattach-probe", clientv3.WithCountOnly())
 	if err != nil && !errors.Is(err, rpctypes.ErrPermissionDenied) {
 		cli.Close()
-		return nil, connectError(cfg, err)
+		return nil, connectError(ctx, cfg, tlsCfg, err)
 	}
 	return cli, nil
 }
 
-func connectError(cfg ClientConfig, err error) error {
+// connectError names the reason a first contact failed. gRPC only reports
+// "deadline exceeded" when the TLS handshake is refused, so for an error
+// that is not etcd's own, one handshake per endpoint finds the reason (a
+// certificate the client or the server refused).
+func connectError(ctx context.Context, cfg ClientConfig, tlsCfg *tls.Config, err error) error {
 	eps := strings.Join(cfg.Endpoints, ",")
 	if errors.Is(err, rpctypes.ErrAuthFailed) {
 		return fmt.Errorf("%w (user %q at %s): %w", ErrAuthFailed, cfg.Username, eps, err)
 	}
+	var ee rpctypes.EtcdError
+	if !errors.As(err, &ee) {
+		if why := diagnose(ctx, cfg.Endpoints, tlsCfg); why != nil {
+			return fmt.Errorf("%w at %s: %w (%v)", ErrUnreachable, eps, err, why)
+		}
+	}
 	return fmt.Errorf("%w at %s: %w", ErrUnreachable, eps, err)
+}
+
+// diagnoseWait bounds the wait for a server's verdict on the client's
+// certificate, which TLS 1.3 sends after the handshake.
+const diagnoseWait = time.Second
+
+// diagnose dials each endpoint and returns the first connection or TLS
+// error, or nil if none shows.
+func diagnose(ctx context.Context, endpoints []string, tlsCfg *tls.Config) error {
+	for _, ep := range endpoints {
+		u, err := url.Parse(ep)
+		if err != nil || u.Host == "" {
+			continue
+		}
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), diagnoseWait)
+		err = probeEndpoint(dctx, u.Host, tlsCfg)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s: %w", u.Host, err)
+		}
+	}
+	return nil
+}
+
+func probeEndpoint(ctx context.Context, hostport string, tlsCfg *tls.Config) error {
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", hostport)
+	if err != nil {
+		return err
+	}
+	defer raw.Close()
+	if tlsCfg == nil {
+		return nil
+	}
+	cfg := tlsCfg.Clone()
+	cfg.NextProtos = []string{"h2"}
+	if cfg.ServerName == "" {
+		cfg.ServerName, _, _ = net.SplitHostPort(hostport)
+	}
+	conn := tls.Client(raw, cfg)
+	if err := conn.HandshakeContext(ctx); err != nil {
+		return err
+	}
+	deadline, _ := ctx.Deadline()
+	conn.SetReadDeadline(deadline)
+	var b [1]byte
+	if _, err := conn.Read(b[:]); err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil // the server is waiting for us: TLS is fine
+		}
+		return err
+	}
+	return nil
 }
