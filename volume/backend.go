@@ -37,3 +37,10 @@ type AttachHook interface {
 type DetachHook interface {
 	DetachVolume(ctx context.Context, v Volume, a Attachment) error
 }
+
+// ConnectorValidator is implemented by backends that check a connector
+// before exporting (upstream driver.validate_connector). A failure is the
+// caller's fault: InvalidInput (400), and nothing is exported or persisted.
+type ConnectorValidator interface {
+	ValidateConnector(c Connector) error
+}

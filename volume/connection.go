@@ -24,6 +24,9 @@ type Connector struct {
 	// Mode is the attach mode the caller asks for ("rw" or "ro"), as the
 	// attachments API carries it inside the connector.
 	Mode string `json:"mode,omitempty"`
+	// Mountpoint is the device the host will use, as the attachments API
+	// carries it inside the connector (upstream default "na").
+	Mountpoint string `json:"mountpoint,omitempty"`
 }
 
 // DriverVolumeType values: the protocol a ConnectionInfo speaks. They select

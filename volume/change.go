@@ -1,0 +1,177 @@
+package volume
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/volattach/volattach"
+)
+
+// change collects one transaction: the rows fired on the volume and its
+// attachments, applied to the records just read, and the history of each.
+// Records are mutated in place: a retry always starts from a fresh read.
+type change struct {
+	ctx       context.Context
+	st        *state
+	op        string
+	requestID string
+	now       time.Time
+
+	volDirty   bool
+	volDropped bool
+	dirty      map[string]bool // attachments to put
+	removed    []*Attachment   // attachments reaching a terminal status
+	created    map[string]bool
+	history    []volattach.Transition
+}
+
+func (s *Service) newChange(ctx context.Context, st *state, op string) *change {
+	return &change{
+		ctx: ctx, st: st, op: op, requestID: RequestID(ctx), now: s.now().UTC(),
+		dirty: map[string]bool{}, created: map[string]bool{},
+	}
+}
+
+// empty reports whether the change writes nothing.
+func (c *change) empty() bool {
+	return !c.volDirty && !c.volDropped && len(c.dirty) == 0 && len(c.removed) == 0 && len(c.history) == 0
+}
+
+func (c *change) record(table string, key volattach.Key, from, to, event string) {
+	c.history = append(c.history, volattach.Transition{
+		Table: table, Entity: key, From: from, To: to, Event: event,
+		Time: c.now, RequestID: c.requestID, Operation: c.op,
+	})
+}
+
+// touchVolume marks the volume as written by this change (a field other
+// than its status changed).
+func (c *change) touchVolume() {
+	c.volDirty = true
+	c.st.vol.UpdatedAt = c.now
+}
+
+// fireVolume moves the volume along the volume.status row for e, judged on
+// req; a refusal leaves everything as it was.
+func (c *change) fireVolume(e Event, req *Request) error {
+	v := c.st.vol
+	to, err := statusTable.Fire(c.ctx, v.Status, e, req)
+	if err != nil {
+		return err
+	}
+	c.record(statusTable.Name(), v.Key(), string(v.Status), string(to), string(e))
+	v.Status = to
+	c.touchVolume()
+	return nil
+}
+
+// createAttachment adds a new attachment record in the initial status of
+// its creation event (AttachEventCreate: reserved, AttachEventBeginAttach:
+// attaching) and lists it on the volume.
+func (c *change) createAttachment(a *Attachment, e AttachEvent) {
+	c.record(attachTable.Name(), a.Key(), "", string(a.AttachStatus), string(e))
+	c.st.atts = append(c.st.atts, a)
+	c.st.vol.AttachmentIDs = append(c.st.vol.AttachmentIDs, a.ID)
+	c.dirty[a.ID] = true
+	c.created[a.ID] = true
+	c.touchVolume()
+}
+
+// fireAttachment moves a along the volume.attach_status row for e. An
+// attachment reaching a terminal status (detached, deleted) is removed from
+// the store and from the volume's list in the same commit.
+func (c *change) fireAttachment(a *Attachment, e AttachEvent, req *Request) error {
+	to, err := attachTable.Fire(c.ctx, a.AttachStatus, e, req)
+	if err != nil {
+		return err
+	}
+	c.record(attachTable.Name(), a.Key(), string(a.AttachStatus), string(to), string(e))
+	a.AttachStatus = to
+	if !attachTable.IsTerminal(to) {
+		c.dirty[a.ID] = true
+		return nil
+	}
+	a.DetachTime = c.now
+	delete(c.dirty, a.ID)
+	c.st.atts = slices.DeleteFunc(c.st.atts, func(x *Attachment) bool { return x.ID == a.ID })
+	c.st.vol.AttachmentIDs = slices.DeleteFunc(c.st.vol.AttachmentIDs, func(id string) bool { return id == a.ID })
+	if !c.created[a.ID] {
+		c.removed = append(c.removed, a)
+	}
+	c.touchVolume()
+	return nil
+}
+
+// dropVolume makes the change delete the volume record instead of writing
+// it (delete_done).
+func (c *change) dropVolume() { c.volDropped = true }
+
+// touchAttachment marks a as written (a field other than its status changed).
+func (c *change) touchAttachment(a *Attachment) { c.dirty[a.ID] = true }
+
+// recompute sets the volume's attach status and status to what its
+// remaining attachments derive (DeriveStatus), the latter through the
+// recompute_* row for the derived status (upstream volume_detached). When
+// no live attachment is left in use, the recorded attached_mode goes too
+// (upstream finish_detach deletes it unconditionally; we keep it while
+// another attachment still uses the volume).
+func (c *change) recompute(caller Caller) error {
+	v := c.st.vol
+	req := &Request{Volume: v, Attachments: c.st.atts, Caller: caller}
+	status, attach := req.derived()
+	if v.AttachStatus != attach {
+		v.AttachStatus = attach
+		c.touchVolume()
+	}
+	if attach == AttachDetached {
+		if _, ok := v.AdminMetadata[MetaAttachedMode]; ok {
+			delete(v.AdminMetadata, MetaAttachedMode)
+			c.touchVolume()
+		}
+	}
+	if status == v.Status {
+		return nil
+	}
+	e, ok := RecomputeEvent(status)
+	if !ok {
+		return nil
+	}
+	return c.fireVolume(e, req)
+}
+
+// summarize sets the volume's summary attach status to the one its
+// attachments derive, leaving its status to the row just fired.
+func (c *change) summarize() {
+	req := &Request{Volume: c.st.vol, Attachments: c.st.atts}
+	if _, attach := req.derived(); c.st.vol.AttachStatus != attach {
+		c.st.vol.AttachStatus = attach
+		c.touchVolume()
+	}
+}
+
+// txn is the change as one Store transaction under fence: the volume and
+// the changed attachments are put, removed attachments deleted, the other
+// attachments compared as read.
+func (c *change) txn(fence volattach.Fence) volattach.Txn {
+	t := volattach.Txn{Fences: []volattach.Fence{fence}, History: c.history}
+	switch {
+	case c.volDropped:
+		t.Deletes = append(t.Deletes, c.st.vol)
+	case c.volDirty:
+		t.Puts = append(t.Puts, c.st.vol)
+	default:
+		t.Reads = append(t.Reads, c.st.vol)
+	}
+	for _, a := range c.st.atts {
+		if c.dirty[a.ID] {
+			t.Puts = append(t.Puts, a)
+		} else {
+			t.Reads = append(t.Reads, a)
+		}
+	}
+	for _, a := range c.removed {
+		t.Deletes = append(t.Deletes, a)
+	}
+	return t
+}

@@ -1,0 +1,174 @@
+package volume
+
+import (
+	"context"
+	"maps"
+
+	"github.com/volattach/volattach"
+)
+
+// RuleBackendConnector names a connector the backend refused (upstream
+// validate_connector, InvalidConnectorException -> InvalidInput).
+const RuleBackendConnector = "backend_accepts_connector"
+
+// InitializeConnection exports the volume to the host of connector and
+// returns the connection_info the host uses to reach it (upstream
+// os-initialize_connection). The status is unchanged; a volume in
+// maintenance is refused (InvalidVolume, 400). A backend failure removes the
+// export again (unless another attachment still uses it) and is a
+// VolumeBackendAPIException (500). Nothing is persisted: upstream keeps no
+// record of a legacy connection either (the compute side saves it).
+func (s *Service) InitializeConnection(ctx context.Context, volumeID string, connector Connector) (ConnectionInfo, error) {
+	if err := connector.Validate(); err != nil {
+		return ConnectionInfo{}, err
+	}
+	check := func(st *state) (Backend, error) {
+		req := &Request{Volume: st.vol, Attachments: st.atts}
+		if _, err := statusTable.Next(st.vol.Status, EventInitializeConnection, req); err != nil {
+			return nil, err
+		}
+		b, err := s.backend(st.vol)
+		if err != nil {
+			return nil, err
+		}
+		return b, validateForBackend(b, connector)
+	}
+	st, err := s.read(ctx, volumeID)
+	if err != nil {
+		return ConnectionInfo{}, err
+	}
+	if _, err := check(st); err != nil {
+		return ConnectionInfo{}, err
+	}
+	var info ConnectionInfo
+	err = s.locked(ctx, volumeID, func(ctx context.Context, lk volattach.Lock) error {
+		st, err := s.read(ctx, volumeID)
+		if err != nil {
+			return err
+		}
+		b, err := check(st)
+		if err != nil {
+			return err
+		}
+		info, err = s.connect(ctx, b, st, nil, connector, legacyAccessMode(st.vol, connector))
+		return err
+	})
+	return info, err
+}
+
+// legacyAccessMode is the access_mode upstream's _parse_connection_options
+// puts in connection_info: ro for a read-only volume, else the recorded
+// attached_mode, else what the connector asks, else rw.
+func legacyAccessMode(v *Volume, c Connector) string {
+	switch {
+	case v.ReadOnly():
+		return ModeRO
+	case v.AdminMetadata[MetaAttachedMode] != "":
+		return v.AdminMetadata[MetaAttachedMode]
+	case c.Mode != "":
+		return c.Mode
+	}
+	return ModeRW
+}
+
+// validateForBackend runs the backend's connector check, if it has one.
+func validateForBackend(b Backend, c Connector) error {
+	v, ok := b.(ConnectorValidator)
+	if !ok {
+		return nil
+	}
+	if err := v.ValidateConnector(c); err != nil {
+		return &Error{Kind: ErrInvalidInput, Rule: RuleBackendConnector, Reason: "connector refused by backend " + b.Name(), Err: err}
+	}
+	return nil
+}
+
+// connect creates the export and initialises the connection for c
+// (upstream manager.py initialize_connection / _connection_create). On
+// failure it removes the export unless another attachment than self still
+// uses it, and returns a VolumeBackendAPIException (500).
+func (s *Service) connect(ctx context.Context, b Backend, st *state, self *Attachment, c Connector, mode string) (ConnectionInfo, error) {
+	v := st.vol
+	log := s.logger(ctx, "initialize_connection", v.ID)
+	fail := func(err error, what string) (ConnectionInfo, error) {
+		log.WithError(err).Error(what)
+		if !exportInUse(st, self) {
+			if rerr := b.RemoveExport(ctx, *v); rerr != nil {
+				log.WithError(rerr).Warn("could not remove the export after a failed connection")
+			}
+		}
+		return ConnectionInfo{}, backendError(err, "volume %s: %s", v.ID, what)
+	}
+	if err := b.CreateExport(ctx, *v, c); err != nil {
+		return fail(err, "create export of volume failed")
+	}
+	info, err := b.InitializeConnection(ctx, *v, c)
+	if err != nil {
+		return fail(err, "driver initialize connection failed")
+	}
+	data := make(map[string]string, len(info.Data)+1)
+	maps.Copy(data, info.Data)
+	data[DataAccessMode] = mode
+	info.Data = data
+	log.WithField("connection_info", info.String()).Debug("connection initialized")
+	return info, nil
+}
+
+// exportInUse reports whether an attachment other than self may be using
+// the volume's export: one attaching, attached or in error_detaching, or
+// one holding connection info.
+func exportInUse(st *state, self *Attachment) bool {
+	for _, a := range st.atts {
+		if self != nil && a.ID == self.ID {
+			continue
+		}
+		switch a.AttachStatus {
+		case AttachAttaching, AttachAttached, AttachErrorDetaching:
+			return true
+		}
+		if a.ConnectionInfo != nil && a.AttachStatus != AttachErrorAttaching {
+			return true
+		}
+	}
+	return false
+}
+
+// TerminateConnection revokes the host's access (upstream
+// os-terminate_connection), then unreserves the volume as upstream does (an
+// attaching volume takes its derived status; otherwise nothing changes). A
+// backend failure is a VolumeBackendAPIException (500) and changes nothing.
+func (s *Service) TerminateConnection(ctx context.Context, volumeID string, connector Connector) error {
+	if err := connector.Validate(); err != nil {
+		return err
+	}
+	check := func(st *state) (Backend, error) {
+		req := &Request{Volume: st.vol, Attachments: st.atts}
+		if _, err := statusTable.Next(st.vol.Status, EventTerminateConnection, req); err != nil {
+			return nil, err
+		}
+		return s.backend(st.vol)
+	}
+	st, err := s.read(ctx, volumeID)
+	if err != nil {
+		return err
+	}
+	if _, err := check(st); err != nil {
+		return err
+	}
+	return s.locked(ctx, volumeID, func(ctx context.Context, lk volattach.Lock) error {
+		st, err := s.read(ctx, volumeID)
+		if err != nil {
+			return err
+		}
+		b, err := check(st)
+		if err != nil {
+			return err
+		}
+		if err := b.TerminateConnection(ctx, *st.vol, connector); err != nil {
+			s.logger(ctx, "terminate_connection", volumeID).WithError(err).Error("terminate volume connection failed")
+			return backendError(err, "volume %s: terminate volume connection failed", volumeID)
+		}
+		_, err = s.apply(ctx, lk, volumeID, "terminate_connection", unreserve)
+		return err
+	})
+}

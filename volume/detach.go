@@ -1,0 +1,211 @@
+package volume
+
+import (
+	"context"
+
+	"github.com/volattach/volattach"
+)
+
+// RuleAttachmentChosen names the refusal of a detach without an attachment
+// id on a volume with several attachments.
+const RuleAttachmentChosen = "attachment_id_given"
+
+// detachKind is what differs between Detach and ForceDetach.
+type detachKind struct {
+	op          string
+	event       Event
+	attachEvent AttachEvent
+	caller      Caller
+	force       bool
+	connector   *Connector
+}
+
+// Detach records that a volume was detached (upstream os-detach:
+// cinder/volume/api.py detach, manager.py detach_volume), under the volume's
+// lock, the same lock Attach takes (upstream uses another name for detach,
+// so the two interleave there). A volume in maintenance is refused
+// (InvalidVolume, 400).
+//
+// attachmentID may be empty when the volume has exactly one attachment;
+// with several it is InvalidVolume. An attachment that does not exist (any
+// more) makes the detach an idempotent retry: the volume's status is
+// recomputed and nil returned.
+//
+// The backend's DetachHook runs, then the export is removed unless another
+// attachment still uses it (upstream removes it unconditionally, cutting
+// off the other attachments of a multiattach volume). A failure of either
+// puts the attachment in error_detaching (VolumeBackendAPIException, 500).
+// Then one commit removes the attachment (detached) and sets the volume's
+// status to the one its remaining attachments derive (DeriveStatus).
+// Notifications volume.detach.start and volume.detach.end surround the work.
+func (s *Service) Detach(ctx context.Context, volumeID, attachmentID string) error {
+	return s.detach(ctx, volumeID, attachmentID, detachKind{op: "detach", event: EventDetach, attachEvent: AttachEventDetach})
+}
+
+// ForceDetach is the admin's detach (upstream os-force_detach): only for an
+// admin caller (PolicyNotAuthorized, 403, otherwise). It terminates the
+// connection first — of connector, or when nil of the connector recorded on
+// the attachment — (a failure is a 500 and changes nothing), then detaches
+// as Detach does, except that hook and export failures are logged, not
+// fatal: the attachment is removed in any case.
+func (s *Service) ForceDetach(ctx context.Context, caller Caller, volumeID, attachmentID string, connector *Connector) error {
+	if connector != nil {
+		if err := connector.Validate(); err != nil {
+			return err
+		}
+	}
+	return s.detach(ctx, volumeID, attachmentID, detachKind{
+		op: "force_detach", event: EventForceDetach, attachEvent: AttachEventForceDetach,
+		caller: caller, force: true, connector: connector,
+	})
+}
+
+// pickAttachment chooses the attachment a detach is about: by id, or the
+// only one. nil means there is none to detach.
+func pickAttachment(st *state, id string) (*Attachment, error) {
+	if id != "" {
+		return st.attachment(id), nil
+	}
+	switch len(st.atts) {
+	case 0:
+		return nil, nil
+	case 1:
+		return st.atts[0], nil
+	}
+	return nil, newError(ErrInvalidVolume, RuleAttachmentChosen, "detach volume %s failed: more than one attachment, but no attachment_id provided", st.vol.ID)
+}
+
+func (s *Service) detach(ctx context.Context, volumeID, attachmentID string, k detachKind) error {
+	check := func(st *state) (*Attachment, error) {
+		req := &Request{Volume: st.vol, Attachments: st.atts, Caller: k.caller}
+		if _, err := statusTable.Next(st.vol.Status, k.event, req); err != nil {
+			return nil, err
+		}
+		a, err := pickAttachment(st, attachmentID)
+		if err != nil || a == nil {
+			return nil, err
+		}
+		req.Attachment = a
+		if _, err := attachTable.Next(a.AttachStatus, k.attachEvent, req); err != nil {
+			return nil, err
+		}
+		return a, nil
+	}
+	// settle is the detach of nothing: the volume's status recomputed.
+	settle := func(st *state, c *change) error {
+		if a, err := check(st); err != nil {
+			return err
+		} else if a != nil {
+			return newError(ErrResourceConflict, "", "volume %s gained attachment %s during the detach; retry", st.vol.ID, a.ID)
+		}
+		req := &Request{Volume: st.vol, Attachments: st.atts, Caller: k.caller}
+		if derived, attach := req.derived(); derived == st.vol.Status && attach == st.vol.AttachStatus {
+			return nil
+		}
+		if err := c.fireVolume(k.event, req); err != nil {
+			return err
+		}
+		return c.recompute(k.caller)
+	}
+	st, err := s.read(ctx, volumeID)
+	if err != nil {
+		return err
+	}
+	if target, err := check(st); err != nil {
+		return err
+	} else if target == nil {
+		// Nothing to detach: only the status may need settling, which a
+		// dry run answers without a lock when it is already right.
+		_, err := s.transact(ctx, volumeID, k.op, settle)
+		return err
+	}
+	log := s.logger(ctx, k.op, volumeID)
+	return s.locked(ctx, volumeID, func(ctx context.Context, lk volattach.Lock) error {
+		st, err := s.read(ctx, volumeID)
+		if err != nil {
+			return err
+		}
+		target, err := check(st)
+		if err != nil {
+			return err
+		}
+		if target == nil {
+			log.Info("volume detach called, but volume not attached")
+			_, err := s.apply(ctx, lk, volumeID, k.op, settle)
+			return err
+		}
+		log = log.WithField("attachment_id", target.ID)
+		b, err := s.backend(st.vol)
+		if err != nil {
+			return err
+		}
+		s.notify(ctx, NotifyDetachStart, st.vol, target)
+		if k.force {
+			if c := forceConnector(k.connector, target); c != nil {
+				if err := b.TerminateConnection(ctx, *st.vol, *c); err != nil {
+					log.WithError(err).Error("unable to terminate volume connection from backend")
+					return backendError(err, "volume %s: unable to terminate volume connection from backend", volumeID)
+				}
+			}
+		}
+		if berr := s.releaseStorage(ctx, b, st, target); berr != nil {
+			if !k.force {
+				log.WithError(berr).Error("detach failed on the backend; attachment in error_detaching")
+				if _, err := s.apply(ctx, lk, volumeID, k.op, func(st *state, c *change) error {
+					a := st.attachment(target.ID)
+					if a == nil {
+						return nil
+					}
+					return c.fireAttachment(a, AttachEventDetachFailed, &Request{Volume: st.vol, Attachments: st.atts, Attachment: a})
+				}); err != nil {
+					return err
+				}
+				return backendError(berr, "volume %s: detach failed on the backend", volumeID)
+			}
+			log.WithError(berr).Warn("forced detach: backend cleanup failed; detaching anyway")
+		}
+		st, err = s.apply(ctx, lk, volumeID, k.op, func(st *state, c *change) error {
+			a := st.attachment(target.ID)
+			if a == nil {
+				return settle(st, c)
+			}
+			req := &Request{Volume: st.vol, Attachments: st.atts, Attachment: a, Caller: k.caller}
+			if err := c.fireVolume(k.event, req); err != nil {
+				return err
+			}
+			if err := c.fireAttachment(a, k.attachEvent, req); err != nil {
+				return err
+			}
+			return c.recompute(k.caller)
+		})
+		if err != nil {
+			return err
+		}
+		s.notify(ctx, NotifyDetachEnd, st.vol, target)
+		log.Info("detach volume completed")
+		return nil
+	})
+}
+
+// forceConnector is the connector a forced detach terminates: the one given,
+// else the one recorded on the attachment, else none.
+func forceConnector(given *Connector, a *Attachment) *Connector {
+	if given != nil {
+		return given
+	}
+	return a.Connector
+}
+
+// releaseStorage runs the backend's detach hook and removes the export
+// unless another attachment still uses it.
+func (s *Service) releaseStorage(ctx context.Context, b Backend, st *state, a *Attachment) error {
+	if hook, ok := b.(DetachHook); ok {
+		if err := hook.DetachVolume(ctx, *st.vol, *a); err != nil {
+			return err
+		}
+	}
+	if exportInUse(st, a) {
+		return nil
+	}
+	return b.RemoveExport(ctx, *st.vol)
+}

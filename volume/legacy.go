@@ -1,0 +1,77 @@
+package volume
+
+import (
+	"context"
+	"errors"
+
+	"github.com/volattach/volattach/fsm"
+)
+
+// Reserve marks a volume as being attached (upstream os-reserve,
+// cinder/volume/api.py reserve_volume): available, or in-use when
+// multiattach, becomes attaching. Otherwise InvalidVolume (400).
+func (s *Service) Reserve(ctx context.Context, volumeID string) error {
+	_, err := s.transact(ctx, volumeID, "reserve", func(st *state, c *change) error {
+		return c.fireVolume(EventReserve, &Request{Volume: st.vol, Attachments: st.atts})
+	})
+	return err
+}
+
+// Unreserve undoes Reserve (upstream os-unreserve): an attaching volume
+// takes the status its attachments derive (in-use when one is attached,
+// available when none is active). On a volume that is not attaching it does
+// nothing, as upstream.
+//
+// Upstream sets in-use when any attachment that is not detached exists,
+// counting error_attaching ones; we use the derivation, so that unreserve
+// and detach agree (see DeriveStatus).
+func (s *Service) Unreserve(ctx context.Context, volumeID string) error {
+	_, err := s.transact(ctx, volumeID, "unreserve", unreserve)
+	return err
+}
+
+// unreserve fires unreserve and the recompute row it leads to, or nothing
+// when the volume is not attaching or would stay attaching.
+func unreserve(st *state, c *change) error {
+	req := &Request{Volume: st.vol, Attachments: st.atts}
+	if !statusTable.Can(st.vol.Status, EventUnreserve, req) {
+		return nil // upstream unreserve_volume: "nothing to do"
+	}
+	if derived, _ := req.derived(); derived == st.vol.Status {
+		return nil
+	}
+	if err := c.fireVolume(EventUnreserve, req); err != nil {
+		return err
+	}
+	return c.recompute(Caller{})
+}
+
+// BeginDetaching marks an in-use, attached volume as detaching (upstream
+// os-begin_detaching). A volume being migrated is left alone without an
+// error (upstream hides detaching from migrating volumes); any other status
+// is InvalidVolume (400).
+func (s *Service) BeginDetaching(ctx context.Context, volumeID string) error {
+	_, err := s.transact(ctx, volumeID, "begin_detaching", func(st *state, c *change) error {
+		err := c.fireVolume(EventBeginDetaching, &Request{Volume: st.vol, Attachments: st.atts})
+		var refused *fsm.RefusedError
+		if errors.As(err, &refused) && refused.Rule == RuleNotMigrating {
+			return nil // upstream begin_detaching: no error while migrating
+		}
+		return err
+	})
+	return err
+}
+
+// RollDetaching returns a detaching volume to in-use (upstream
+// os-roll_detaching), after a failed detach on the compute side. On any
+// other status it does nothing, as upstream.
+func (s *Service) RollDetaching(ctx context.Context, volumeID string) error {
+	_, err := s.transact(ctx, volumeID, "roll_detaching", func(st *state, c *change) error {
+		req := &Request{Volume: st.vol, Attachments: st.atts}
+		if !statusTable.Can(st.vol.Status, EventRollDetaching, req) {
+			return nil // upstream roll_detaching: conditional update, no error
+		}
+		return c.fireVolume(EventRollDetaching, req)
+	})
+	return err
+}
