@@ -71,11 +71,15 @@ type BlockDeviceMapping struct {
 	// kept for terminate_connection (upstream stashes it in connection_info).
 	Connector *volume.Connector `json:"connector,omitempty"`
 	// VolumeSize is the volume's size in GiB.
-	VolumeSize          int       `json:"volume_size,omitempty"`
-	AttachmentID        string    `json:"attachment_id,omitempty"`
-	Tag                 string    `json:"tag,omitempty"`
-	DeleteOnTermination bool      `json:"delete_on_termination"`
-	CreatedAt           time.Time `json:"created_at,omitzero"`
+	VolumeSize          int    `json:"volume_size,omitempty"`
+	AttachmentID        string `json:"attachment_id,omitempty"`
+	Tag                 string `json:"tag,omitempty"`
+	DeleteOnTermination bool   `json:"delete_on_termination"`
+	// OperationID is the attach or detach operation in progress on the
+	// mapping, empty when none: a second request for the same mapping
+	// joins it or is refused, never runs beside it.
+	OperationID string    `json:"operation_id,omitempty"`
+	CreatedAt   time.Time `json:"created_at,omitzero"`
 }
 
 // MappingID is the store id of the mapping of volumeID on instanceUUID.

@@ -1,0 +1,283 @@
+package compute
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/volattach/volattach"
+)
+
+// APIConfig configures an API.
+type APIConfig struct {
+	// Store, Volumes and Queue are required.
+	Store   volattach.Store
+	Volumes VolumeAPI
+	Queue   HostQueue
+	// Locker is required for shelved_offloaded instances, whose operations
+	// the API runs itself under the instance lock.
+	Locker volattach.Locker
+	// Services tells whether a host's agent is up (detach refuses a down
+	// host); nil: every host is up.
+	Services ServiceGroup
+	Notifier volattach.Notifier
+	Log      logrus.FieldLogger
+	// Namer chooses device names; MaxDisks is max_disk_devices_to_attach
+	// (zero value: 0 means no disk at all, so NewAPI turns an unset
+	// DeviceNamer into the upstream default of no limit).
+	Namer *DeviceNamer
+	// DefaultDiskBus is the bus of a disk whose request names none
+	// (default virtio, as upstream's libvirt driver on QEMU/KVM).
+	DefaultDiskBus string
+	// CrossAZAttachDisabled mirrors upstream [cinder] cross_az_attach =
+	// False: the instance's and the volume's availability zones must match.
+	// Upstream's default (false here) allows any zone.
+	CrossAZAttachDisabled bool
+	// ConflictRetries bounds the re-reads when a concurrent request changed
+	// the instance under a mapping's creation (default 100: one instance
+	// can take many attaches at once).
+	ConflictRetries int
+	Clock           func() time.Time
+}
+
+// API is the front half of the compute side (upstream nova.compute.api.API,
+// the volume attachment part): it applies every gate of REFERENCE section 2,
+// reserves the volume, records the mapping and the operation, and hands the
+// operation to the instance's host through the HostQueue; or, for a
+// shelved_offloaded instance, completes it itself.
+type API struct {
+	cfg    APIConfig
+	runner *runner
+	log    logrus.FieldLogger
+}
+
+// ErrAPINotConfigured is returned by NewAPI when a required dependency is
+// missing.
+var ErrAPINotConfigured = errors.New("compute: API needs a store, a volume API and a host queue")
+
+// NewAPI returns an API.
+func NewAPI(cfg APIConfig) (*API, error) {
+	if cfg.Store == nil || cfg.Volumes == nil || cfg.Queue == nil {
+		return nil, ErrAPINotConfigured
+	}
+	if cfg.Notifier == nil {
+		cfg.Notifier = volattach.Discard
+	}
+	if cfg.Log == nil {
+		quiet := logrus.New()
+		quiet.Out = io.Discard
+		cfg.Log = quiet
+	}
+	if cfg.Namer == nil {
+		cfg.Namer = &DeviceNamer{MaxDisks: -1}
+	}
+	if cfg.DefaultDiskBus == "" {
+		cfg.DefaultDiskBus = BusVirtio
+	}
+	if cfg.ConflictRetries <= 0 {
+		cfg.ConflictRetries = 100
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	a := &API{cfg: cfg, log: cfg.Log}
+	a.runner = &runner{store: cfg.Store, volumes: cfg.Volumes, notify: cfg.Notifier, log: cfg.Log, now: cfg.Clock, conflictRetries: cfg.ConflictRetries}
+	return a, nil
+}
+
+// Caller is who makes an API request.
+type Caller struct {
+	// Admin is the caller's context.is_admin: admins may act on locked
+	// instances.
+	Admin bool
+	// RequestID ties history entries, notifications and logs to the request.
+	RequestID string
+}
+
+// AttachRequest is POST /servers/{id}/os-volume_attachments.
+type AttachRequest struct {
+	Caller
+	InstanceUUID string
+	VolumeID     string
+	// Device is the requested device path, or "". It is validated
+	// (InvalidDevicePath 400, DevicePathInUse 409) but, as upstream's
+	// libvirt driver does, the device actually used is the next free one on
+	// the bus; the response says which.
+	Device     string
+	DiskBus    string
+	DeviceType string
+	// Tag (microversion 2.49) and DeleteOnTermination (2.79).
+	Tag                 string
+	DeleteOnTermination bool
+	// SupportsMultiattach is true for microversion 2.60 or later: only then
+	// may a multiattach volume be attached.
+	SupportsMultiattach bool
+	// Async returns once the operation is queued, without waiting for the
+	// host (upstream's behaviour from microversion 2.101). The response
+	// then carries the device reserved for the attach, and Operation.
+	Async bool
+}
+
+// DetachRequest is DELETE /servers/{id}/os-volume_attachments/{volume}.
+type DetachRequest struct {
+	Caller
+	InstanceUUID string
+	VolumeID     string
+	// Async returns once the operation is queued (upstream answers 202 and
+	// detaches asynchronously; the synchronous mode waits for the host).
+	Async bool
+}
+
+// VolumeAttachment is a volume attachment as the compute API shows it
+// (upstream's volumeAttachment view, with the 2.89 fields).
+type VolumeAttachment struct {
+	// ID is the volume id (upstream's attachment "id" before 2.89).
+	ID                  string `json:"id"`
+	ServerID            string `json:"serverId"`
+	VolumeID            string `json:"volumeId"`
+	Device              string `json:"device"`
+	Tag                 string `json:"tag,omitempty"`
+	DeleteOnTermination bool   `json:"delete_on_termination"`
+	AttachmentID        string `json:"attachment_id,omitempty"`
+	BDMUUID             string `json:"bdm_uuid,omitempty"`
+	// Operation is the attach or detach in progress on the mapping, empty
+	// once it ended.
+	Operation string `json:"operation,omitempty"`
+}
+
+func viewOf(m *BlockDeviceMapping) *VolumeAttachment {
+	return &VolumeAttachment{
+		ID: m.VolumeID, ServerID: m.InstanceUUID, VolumeID: m.VolumeID, Device: m.DeviceName,
+		Tag: m.Tag, DeleteOnTermination: m.DeleteOnTermination, AttachmentID: m.AttachmentID,
+		BDMUUID: m.UUID, Operation: m.OperationID,
+	}
+}
+
+func (a *API) instance(ctx context.Context, uuid string) (*Instance, error) {
+	inst := &Instance{UUID: uuid}
+	if err := a.cfg.Store.Get(ctx, inst); err != nil {
+		if errors.Is(err, volattach.ErrNotFound) {
+			return nil, Raise(ErrInstanceNotFound, "instance %s could not be found", uuid)
+		}
+		return nil, err
+	}
+	return inst, nil
+}
+
+// mapping reads the mapping of volumeID on instanceUUID; nil if none.
+func (a *API) mapping(ctx context.Context, volumeID, instanceUUID string) (*BlockDeviceMapping, error) {
+	m := &BlockDeviceMapping{VolumeID: volumeID, InstanceUUID: instanceUUID}
+	switch err := a.cfg.Store.Get(ctx, m); {
+	case errors.Is(err, volattach.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return m, nil
+}
+
+// volumeMappings returns the instance uuids holding a mapping of volumeID.
+func (a *API) volumeMappings(ctx context.Context, volumeID string) ([]string, error) {
+	ids, err := a.cfg.Store.List(ctx, volattach.KindMapping, volumeID+MappingIDSeparator, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id[len(volumeID)+len(MappingIDSeparator):]
+	}
+	return out, nil
+}
+
+// ListAttachments returns the volume attachments of an instance, ordered
+// by volume id (GET /servers/{id}/os-volume_attachments).
+func (a *API) ListAttachments(ctx context.Context, instanceUUID string) ([]*VolumeAttachment, error) {
+	inst, err := a.instance(ctx, instanceUUID)
+	if err != nil {
+		return nil, err
+	}
+	var out []*VolumeAttachment
+	for _, volumeID := range sortedKeys(inst.BlockDevices) {
+		m, err := a.mapping(ctx, volumeID, instanceUUID)
+		if err != nil {
+			return nil, err
+		}
+		if m != nil {
+			out = append(out, viewOf(m))
+		}
+	}
+	return out, nil
+}
+
+// ShowAttachment returns one volume attachment of an instance
+// (GET /servers/{id}/os-volume_attachments/{volume}); VolumeBDMNotFound
+// (404) when the volume is not attached to it.
+func (a *API) ShowAttachment(ctx context.Context, instanceUUID, volumeID string) (*VolumeAttachment, error) {
+	if _, err := a.instance(ctx, instanceUUID); err != nil {
+		return nil, err
+	}
+	m, err := a.mapping(ctx, volumeID, instanceUUID)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, notAttached(instanceUUID, volumeID)
+	}
+	return viewOf(m), nil
+}
+
+func notAttached(instanceUUID, volumeID string) error {
+	return Raise(ErrVolumeBDMNotFound, "instance %s is not attached to volume %s", instanceUUID, volumeID)
+}
+
+// Operation returns an operation record.
+func (a *API) Operation(ctx context.Context, id string) (*Operation, error) {
+	op := &Operation{ID: id}
+	if err := a.cfg.Store.Get(ctx, op); err != nil {
+		return nil, err
+	}
+	return op, nil
+}
+
+// wait waits for op's result from its host: the finished operation, or
+// OperationTimedOut when ctx ends first (the operation goes on).
+func (a *API) wait(ctx context.Context, op *Operation) (OperationResult, error) {
+	raw, err := a.cfg.Queue.Wait(ctx, op.Host, op.ID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return OperationResult{}, Raise(ErrOperationTimedOut, "operation %s on host %s still in progress: %w", op.ID, op.Host, err)
+		}
+		return OperationResult{}, err
+	}
+	return decodeResult(raw)
+}
+
+// runLocally runs an operation of a shelved_offloaded instance in this
+// process, under the instance lock (there is no host to hand it to).
+func (a *API) runLocally(ctx context.Context, op *Operation) error {
+	if a.cfg.Locker == nil {
+		return fmt.Errorf("compute: a locker is needed to run operations of shelved_offloaded instances")
+	}
+	lk, err := a.cfg.Locker.Lock(ctx, volattach.InstanceLock(op.InstanceUUID))
+	if err != nil {
+		return err
+	}
+	defer unlock(lk, a.log)
+	if err := a.cfg.Store.Get(ctx, op); err != nil {
+		return err
+	}
+	return a.runner.run(ctx, op, lk.Fence())
+}
+
+// unlock releases lk on a context of its own: the caller's may be done.
+func unlock(lk volattach.Lock, log logrus.FieldLogger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := lk.Unlock(ctx); err != nil {
+		log.WithError(err).WithField("lock", lk.Name()).Warn("unlock failed; the lock lapses with its lease")
+	}
+}

@@ -1,0 +1,122 @@
+package compute
+
+import (
+	"context"
+	"errors"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/volattach/volattach"
+	"github.com/volattach/volattach/volume"
+)
+
+// DetachVolume detaches a volume from an instance (upstream
+// VolumeAttachmentController.delete and API.detach_volume). In order:
+//
+//  1. the instance exists (InstanceNotFound 404);
+//  2. the compute.vm_state table's detach_volume row: not locked unless
+//     admin (InstanceIsLocked 409), one of the 7 vm_states with task_state
+//     None and launched (InstanceInvalidState 409);
+//  3. the volume exists (VolumeNotFound 404) and is mapped to the instance
+//     (VolumeBDMNotFound 404); a detach of it already running is joined;
+//  4. it is not the root device (VolumeBDMIsRoot 400);
+//  5. the instance's compute service is up (ComputeServiceUnavailable 409);
+//  6. begin_detaching on the volume side (InvalidVolume 400).
+//
+// Then the operation is recorded on the mapping and queued for the host,
+// which detaches the disk from the guest, terminates the connection,
+// detaches the volume and destroys the mapping; a guest that refuses rolls
+// the volume back to in-use (DeviceDetachFailed). The call waits for the
+// host's result unless req.Async. A shelved_offloaded instance has no host:
+// the attachment is ended and the mapping destroyed in this call.
+func (a *API) DetachVolume(ctx context.Context, req DetachRequest) error {
+	ctx = volume.WithRequestID(ctx, req.RequestID)
+	log := a.log.WithFields(logrus.Fields{"instance_uuid": req.InstanceUUID, "volume_id": req.VolumeID, "request_id": req.RequestID})
+	inst, err := a.instance(ctx, req.InstanceUUID)
+	if err != nil {
+		return err
+	}
+	if _, err := CheckInstanceState(Request{Instance: inst, Admin: req.Admin}, ActionDetachVolume); err != nil {
+		return err
+	}
+	if _, err := a.cfg.Volumes.GetVolume(ctx, req.VolumeID); err != nil {
+		return volumeError(err)
+	}
+	m, err := a.mapping(ctx, req.VolumeID, req.InstanceUUID)
+	if err != nil {
+		return err
+	}
+	if m == nil {
+		return notAttached(req.InstanceUUID, req.VolumeID)
+	}
+	if m.OperationID != "" {
+		if v, err := a.join(ctx, m, OperationDetach, req.Async); v != nil || err != nil {
+			return err
+		}
+	}
+	// upstream VolumeAttachmentController.delete: "Cannot detach a root device volume".
+	if m.IsRoot() {
+		return Raise(ErrVolumeBDMIsRoot, "cannot detach a root device volume")
+	}
+	offloaded := inst.VMState == VMShelvedOffloaded
+	// upstream API._detach_volume: @check_instance_host(check_is_up=True).
+	if !offloaded && a.cfg.Services != nil {
+		up, err := a.cfg.Services.IsUp(ctx, inst.Host)
+		if err != nil {
+			return err
+		}
+		if !up {
+			return Raise(ErrComputeServiceUnavailable, "compute service of %s is unavailable at this time", inst.Host)
+		}
+	}
+	// upstream _detach_volume_shelved_offloaded skips begin_detaching for
+	// a mapping attached through the attachments API, as ours are.
+	if !offloaded {
+		if err := a.cfg.Volumes.BeginDetaching(ctx, req.VolumeID); err != nil {
+			return volumeError(err)
+		}
+	}
+	now := a.cfg.Clock().UTC()
+	op := &Operation{
+		ID: newUUID(), Kind: OperationDetach, InstanceUUID: inst.UUID, VolumeID: req.VolumeID,
+		Step: StepRequested, Device: m.DeviceName, Admin: req.Admin, RequestID: req.RequestID,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if !offloaded {
+		op.Host = inst.Host
+	}
+	m.OperationID = op.ID
+	if _, err := a.cfg.Store.Commit(ctx, volattach.Txn{Puts: []volattach.Record{m, op}}); err != nil {
+		// Another request changed the mapping since it was read: give the
+		// volume back its in-use status and let the caller retry.
+		if !offloaded {
+			if rerr := a.cfg.Volumes.RollDetaching(ctx, req.VolumeID); rerr != nil {
+				log.WithError(rerr).Error("roll_detaching after a failed detach request")
+			}
+		}
+		if errors.Is(err, volattach.ErrConflict) {
+			return Raise(ErrInvalidVolume, "volume %s: the attachment changed concurrently: %w", req.VolumeID, err)
+		}
+		return err
+	}
+	log = log.WithField("operation", op.ID)
+	a.cfg.Notifier.Notify(ctx, notification(a.cfg.Clock, "instance.volume_detach.start", op))
+	if offloaded {
+		if err := a.runLocally(ctx, op); err != nil {
+			return err
+		}
+		return resultOf(op).Err()
+	}
+	if err := a.cfg.Queue.Put(ctx, op.Host, op.ID, []byte(op.ID)); err != nil {
+		log.WithError(err).Warn("could not queue the detach; rolling it back")
+		return errors.Join(err, a.cancelQueued(ctx, op, err))
+	}
+	if req.Async {
+		return nil
+	}
+	res, err := a.wait(ctx, op)
+	if err != nil {
+		return err
+	}
+	return res.Err()
+}

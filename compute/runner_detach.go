@@ -1,0 +1,109 @@
+package compute
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/volattach/volattach/volume"
+)
+
+// detach runs a detach operation (REFERENCE section 4, detach; upstream
+// ComputeManager.detach_volume and DriverVolumeBlockDevice.detach). The API
+// already ran begin_detaching.
+func (x *run) detach(ctx context.Context) error {
+	for !x.op.Done() {
+		var err error
+		switch x.op.Step {
+		case StepRequested:
+			if x.op.Offloaded() {
+				err = x.detachVolume(ctx)
+			} else {
+				err = x.detachGuest(ctx)
+			}
+		case StepGuestDetached:
+			err = x.terminateConnection(ctx)
+		case StepConnectionTerminated:
+			err = x.detachVolume(ctx)
+		default:
+			return fmt.Errorf("operation %s: detach cannot resume from step %s", x.op.ID, x.op.Step)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// detachGuest removes the disk from the guest and disconnects the volume on
+// the host (driver_detach). A disk or a guest already gone counts as
+// detached. Any other failure, a guest that never releases the disk above
+// all, rolls the volume back to in-use with roll_detaching and keeps the
+// mapping.
+func (x *run) detachGuest(ctx context.Context) error {
+	var err error
+	if x.bdm.ConnectionInfo != nil {
+		err = x.driver.DetachVolume(ctx, x.op.InstanceUUID, *x.bdm.ConnectionInfo, x.diskInfo())
+		if errors.Is(err, ErrInstanceNotFound) {
+			x.log.Warn("detaching volume from unknown instance")
+			err = nil
+		}
+	}
+	if err != nil {
+		if stopped(ctx, err) {
+			return x.stop(err)
+		}
+		x.log.WithError(err).Warn("guest refused to detach volume; rolling back with roll_detaching")
+		if rerr := x.volumes.RollDetaching(ctx, x.op.VolumeID); rerr != nil {
+			return x.stop(volumeError(rerr))
+		}
+		if !errors.Is(err, ErrDeviceDetachFailed) {
+			err = Raise(ErrDeviceDetachFailed, "device detach failed for %s: %w", x.diskInfo().DeviceName, err)
+		}
+		x.op.FailedStep = x.op.Step
+		x.op.Error = operationError(err)
+		x.advance(ctx, EventRollDetaching)
+		return x.finish(ctx, false)
+	}
+	x.advance(ctx, EventDetachGuest)
+	if err := x.checkpoint(ctx, nil, nil); err != nil {
+		return x.stop(err)
+	}
+	return nil
+}
+
+// terminateConnection revokes the host's access (terminate_connection with
+// the connector saved on the mapping). The guest has released the disk, so
+// the detach only goes forward: a failure is retried later.
+func (x *run) terminateConnection(ctx context.Context) error {
+	if x.bdm.Connector != nil {
+		if err := x.volumes.TerminateConnection(ctx, x.op.VolumeID, *x.bdm.Connector); err != nil {
+			return x.stop(volumeError(err))
+		}
+	}
+	x.advance(ctx, EventTerminateConnection)
+	if err := x.checkpoint(ctx, nil, nil); err != nil {
+		return x.stop(err)
+	}
+	return nil
+}
+
+// detachVolume ends the attachment on the volume side (volume_api.detach;
+// the volume's status is recomputed there; for a shelved_offloaded
+// instance attachment_delete, as upstream _local_cleanup_bdm_volumes) and
+// destroys the mapping.
+func (x *run) detachVolume(ctx context.Context) error {
+	if x.bdm.AttachmentID != "" {
+		var err error
+		if x.op.Offloaded() {
+			err = x.volumes.AttachmentDelete(ctx, x.bdm.AttachmentID)
+		} else {
+			err = x.volumes.Detach(ctx, x.op.VolumeID, x.bdm.AttachmentID)
+		}
+		if err != nil && !errors.Is(err, volume.ErrVolumeAttachmentNotFound) {
+			return x.stop(volumeError(err))
+		}
+	}
+	x.advance(ctx, EventDetachVolume)
+	return x.finish(ctx, true)
+}
