@@ -26,7 +26,8 @@ import (
 //	Else( read the revisions back, to say which compare failed )
 //
 // On success it returns the commit revision and sets it on every Put record
-// (and on each txn.History entry); deleted records get revision 0. A failed
+// and on each txn.History entry (whose zero Time is set to the Store's
+// clock); deleted records get revision 0. A failed
 // compare returns a *ConflictError (volattach.ErrConflict, plus
 // volattach.ErrLockLost when a fence failed). A transaction that could never
 // apply (a record that does not validate, a key written twice, a foreign

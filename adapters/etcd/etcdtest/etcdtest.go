@@ -128,7 +128,7 @@ func NewClient(t testing.TB) *clientv3.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()
-	cli, err := etcd.NewClient(ctx, etcd.ClientConfig{Endpoints: Endpoints(t)})
+	cli, err := etcd.NewClient(ctx, etcd.ClientConfig{Endpoints: Endpoints(t), DialTimeout: StartTimeout})
 	if err != nil {
 		t.Fatalf("etcdtest: client: %v", err)
 	}
