@@ -16,6 +16,7 @@ type HostQueue interface {
 	Put(ctx context.Context, host, id string, payload []byte) error
 	// Next blocks until host has an item no agent has claimed, claims it
 	// for this agent and returns it, oldest first; or returns ctx's error.
+	// A claim belongs to the agent: one goroutine per agent calls Next.
 	Next(ctx context.Context, host string) (id string, payload []byte, err error)
 	// Done records result for item id and removes it, if this agent still
 	// holds its claim (otherwise an error matching volattach.ErrLockLost).

@@ -90,35 +90,40 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	}}, nil
 }
 
-// Run takes operations from the host's queue and runs them until ctx ends;
-// it returns ctx's error. Operations interrupted by the end of ctx are
-// released to be taken again.
+// Run takes operations from the host's queue and runs them, up to Workers
+// at once, until ctx ends; it returns ctx's error. Operations interrupted by
+// the end of ctx are released to be taken again. One goroutine takes work
+// from the queue: a claim belongs to the agent, not to a goroutine, so two
+// concurrent takers of one agent could be handed the same operation.
 func (m *Manager) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	for range m.cfg.Workers {
-		wg.Go(func() { m.work(ctx) })
-	}
-	wg.Wait()
-	return ctx.Err()
-}
-
-func (m *Manager) work(ctx context.Context) {
+	defer wg.Wait()
+	slots := make(chan struct{}, m.cfg.Workers)
 	wait := m.cfg.RetryInterval
-	for ctx.Err() == nil {
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		id, _, err := m.cfg.Queue.Next(ctx, m.cfg.Host)
 		if err != nil {
+			<-slots
 			if ctx.Err() != nil {
-				return
+				return ctx.Err()
 			}
 			m.log.WithError(err).Warn("taking work from the queue failed")
 			if !pause(ctx, wait) {
-				return
+				return ctx.Err()
 			}
 			wait = min(2*wait, m.cfg.RetryMax)
 			continue
 		}
 		wait = m.cfg.RetryInterval
-		m.serve(ctx, id)
+		wg.Go(func() {
+			defer func() { <-slots }()
+			m.serve(ctx, id)
+		})
 	}
 }
 
