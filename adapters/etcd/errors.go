@@ -55,6 +55,7 @@ type ConflictError struct {
 	Lost []string
 }
 
+// Error describes the failure.
 func (e *ConflictError) Error() string {
 	var parts []string
 	if len(e.Changed) > 0 {
@@ -92,6 +93,7 @@ type CorruptError struct {
 	Err error
 }
 
+// Error describes the failure.
 func (e *CorruptError) Error() string {
 	return fmt.Sprintf("etcd: stored value %s is corrupt: %v", e.Key, e.Err)
 }
@@ -107,6 +109,7 @@ type InvalidRecordError struct {
 	Err error
 }
 
+// Error describes the failure.
 func (e *InvalidRecordError) Error() string {
 	return fmt.Sprintf("etcd: record %s refused: %v", e.Key, e.Err)
 }
@@ -124,6 +127,7 @@ type CompactedError struct {
 	Compacted int64
 }
 
+// Error describes the failure.
 func (e *CompactedError) Error() string {
 	return fmt.Sprintf("etcd: watch from revision %d impossible: compacted up to %d", e.Requested, e.Compacted)
 }

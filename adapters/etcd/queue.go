@@ -261,7 +261,8 @@ func (q *Queue) finish(ctx context.Context, host, id string, done bool, result [
 }
 
 // Wait blocks until operation id of host has a result and returns it, or
-// until ctx ends. It reads the result left by Done, however long ago; it
+// until ctx ends. (Upstream's API gets the device name back from a
+// synchronous RPC call to the host, up to compute microversion 2.100.) It reads the result left by Done, however long ago; it
 // does not remove it (see Forget).
 func (q *Queue) Wait(ctx context.Context, host, id string) ([]byte, error) {
 	if err := checkItem(host, id); err != nil {
