@@ -129,12 +129,19 @@ func (q *Queue) currentLease() clientv3.LeaseID {
 // missing one (never queued, or done) is volattach.ErrNotFound. One round
 // trip (plus a lease grant for the agent's first claim).
 func (q *Queue) Claim(ctx context.Context, host, id string) ([]byte, error) {
+	payload, _, err := q.claim(ctx, host, id)
+	return payload, err
+}
+
+// claim is Claim that also says whether this call made the claim (fresh)
+// or found it already this agent's.
+func (q *Queue) claim(ctx context.Context, host, id string) (payload []byte, fresh bool, err error) {
 	if err := checkItem(host, id); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	lease, err := q.lease(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	item, claim := q.o.itemKey(host, id), q.o.claimKey(host, id)
 	resp, err := q.cli.Txn(ctx).
@@ -144,23 +151,26 @@ func (q *Queue) Claim(ctx context.Context, host, id string) ([]byte, error) {
 		Else(clientv3.OpGet(item), clientv3.OpGet(claim)).
 		Commit()
 	if err != nil {
-		return nil, writeError("queue claim", err)
+		return nil, false, writeError("queue claim", err)
 	}
 	if resp.Succeeded {
-		return resp.Responses[1].GetResponseRange().GetKvs()[0].Value, nil
+		return resp.Responses[1].GetResponseRange().GetKvs()[0].Value, true, nil
 	}
 	items := resp.Responses[0].GetResponseRange().GetKvs()
 	if len(items) == 0 {
-		return nil, fmt.Errorf("%w: queue item %s/%s", volattach.ErrNotFound, host, id)
+		return nil, false, fmt.Errorf("%w: queue item %s/%s", volattach.ErrNotFound, host, id)
 	}
 	if claims := resp.Responses[1].GetResponseRange().GetKvs(); len(claims) > 0 && claims[0].Lease == int64(lease) {
-		return items[0].Value, nil
+		return items[0].Value, false, nil
 	}
-	return nil, &conflict{err: ErrClaimed, kind: volattach.ErrConflict, detail: host + "/" + id}
+	return nil, false, &conflict{err: ErrClaimed, kind: volattach.ErrConflict, detail: host + "/" + id}
 }
 
 // Next blocks until host has an operation no agent has claimed, claims it
-// and returns it: the oldest first. It returns when ctx ends.
+// and returns it: the oldest first. It returns when ctx ends. Several
+// goroutines may call Next on one Queue: each operation goes to one of
+// them (they share the agent's lease, so a claim one of them made is never
+// handed to another).
 func (q *Queue) Next(ctx context.Context, host string) (id string, payload []byte, err error) {
 	if err := checkSegment("host", host); err != nil {
 		return "", nil, err
@@ -185,12 +195,12 @@ func (q *Queue) Next(ctx context.Context, host string) (id string, payload []byt
 			if claimed[id] {
 				continue
 			}
-			payload, err := q.Claim(ctx, host, id)
+			payload, fresh, err := q.claim(ctx, host, id)
 			switch {
-			case err == nil:
+			case err == nil && fresh:
 				return id, payload, nil
-			case errors.Is(err, ErrClaimed), errors.Is(err, volattach.ErrNotFound):
-				continue // another agent was quicker
+			case err == nil, errors.Is(err, ErrClaimed), errors.Is(err, volattach.ErrNotFound):
+				continue // another agent, or another Next of ours, was quicker
 			default:
 				return "", nil, err
 			}

@@ -153,20 +153,24 @@ func TestQueueClaimsAreExclusive(t *testing.T) {
 	}
 }
 
-// TestQueueEveryOperationDoneOnce: agents racing on one host's queue take
-// each operation exactly once, oldest first per agent, and a host's agents
-// never see another host's work.
+// TestQueueEveryOperationDoneOnce: agents racing on one host's queue, each
+// with several goroutines calling Next, take each operation exactly once,
+// and a host's agents never see another host's work.
 func TestQueueEveryOperationDoneOnce(t *testing.T) {
-	const ops, agents = 30, 3
+	const ops, agents, takers = 30, 3, 2
 	api := etcdtest.Queue(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var mu sync.Mutex
 	taken := map[string]int{}
 	var wg sync.WaitGroup
-	errs := make(chan error, agents)
-	for range agents {
-		q := agentQueue(t)
+	errs := make(chan error, agents*takers)
+	var q *etcd.Queue
+	for i := range agents * takers {
+		if i%takers == 0 {
+			q = agentQueue(t)
+		}
+		q := q
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
