@@ -31,8 +31,10 @@ func attachmentsConnector(c Connector) error {
 // ("" leaves it to the connector; otherwise rw or ro).
 //
 // With a connector, the attachment is then updated as AttachmentUpdate does
-// (connection initialised, attaching) under the same lock. instanceUUID, when
-// given, must be a UUID (InvalidUUID, 400, nothing persisted).
+// (connection initialised, attaching) under the same lock; if that update
+// fails, the reservation stays, as upstream, and the update's error is
+// returned. instanceUUID, when given, must be a UUID (InvalidUUID, 400,
+// nothing persisted).
 func (s *Service) AttachmentCreate(ctx context.Context, volumeID, instanceUUID string, connector *Connector, mode string) (*Attachment, error) {
 	if instanceUUID != "" && !IsUUIDLike(instanceUUID) {
 		return nil, newError(ErrInvalidUUID, RuleInstanceUUIDLike, "expected a UUID but received %s", instanceUUID)

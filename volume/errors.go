@@ -89,6 +89,7 @@ type Error struct {
 	Err error
 }
 
+// Error renders the kind, the reason and the cause.
 func (e *Error) Error() string {
 	msg := e.Kind.name + ": " + e.Reason
 	if e.Err != nil {

@@ -101,6 +101,7 @@ func TestFileBackendLifecycle(t *testing.T) {
 	if first, last := events[0], events[len(events)-1]; first != ">creating" || last != "deleting>deleting" {
 		t.Fatalf("history from %s to %s: %v", first, last, events)
 	}
+	e.checkHistory()
 }
 
 // TestNotifications checks the upstream notifications around an attach and

@@ -374,3 +374,41 @@ func (e *env) attached(spec volume.VolumeSpec, instance string) (*volume.Volume,
 	}
 	return e.get(v.ID), a
 }
+
+// checkHistory asserts that every transition recorded under the test's
+// prefix moved along a row of its table, or created a record in the state
+// its creation event names.
+func (e *env) checkHistory() {
+	e.t.Helper()
+	h, err := e.store.HistorySince(ctxFor(e.t), 1)
+	if err != nil {
+		e.t.Fatalf("HistorySince: %v", err)
+	}
+	created := map[string]string{
+		"volume.status/" + string(volume.EventCreate):                   string(volume.StatusCreating),
+		"volume.attach_status/" + string(volume.AttachEventCreate):      string(volume.AttachReserved),
+		"volume.attach_status/" + string(volume.AttachEventBeginAttach): string(volume.AttachAttaching),
+	}
+	for _, tr := range h {
+		var to string
+		var ok bool
+		switch {
+		case tr.From == "":
+			to, ok = created[tr.Table+"/"+tr.Event]
+		case tr.Table == "volume.status":
+			r, found := volume.VolumeStatusTable().Row(volume.Status(tr.From), volume.Event(tr.Event))
+			to, ok = string(r.To), found
+		case tr.Table == "volume.attach_status":
+			r, found := volume.AttachStatusTable().Row(volume.AttachStatus(tr.From), volume.AttachEvent(tr.Event))
+			to, ok = string(r.To), found
+		default:
+			e.t.Fatalf("transition of unknown table %s", tr.Table)
+		}
+		if to == "" {
+			to = tr.From
+		}
+		if !ok || to != tr.To {
+			e.t.Fatalf("history entry %s %s: %s -(%s)-> %s follows no row", tr.Table, tr.Entity, tr.From, tr.Event, tr.To)
+		}
+	}
+}

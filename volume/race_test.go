@@ -143,6 +143,7 @@ func TestAttachAndDetachAreSerialised(t *testing.T) {
 	if as := e.attachments(v.ID); len(as) != 1 || as[0].InstanceUUID != instB {
 		t.Fatalf("attachments %+v, want only instance B's", as)
 	}
+	e.checkHistory()
 }
 
 // derivedOf is what DeriveStatus says about a volume's current attachments.
@@ -228,6 +229,7 @@ func TestMultiattachFollowsDerivation(t *testing.T) {
 	if e.backend.exported(v.ID) {
 		t.Fatal("export left after the last detach")
 	}
+	e.checkHistory()
 }
 
 // interferingStore writes the volume behind the Service's back before each

@@ -705,6 +705,7 @@ func TestRules(t *testing.T) {
 				if tc.after != nil {
 					tc.after(e, id)
 				}
+				e.checkHistory()
 			})
 		}
 	}
