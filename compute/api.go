@@ -243,6 +243,20 @@ func (a *API) Operation(ctx context.Context, id string) (*Operation, error) {
 	return op, nil
 }
 
+// WaitOperation waits until operation id ends (for a caller that attached
+// or detached with Async) and returns its result; OperationTimedOut when
+// ctx ends first.
+func (a *API) WaitOperation(ctx context.Context, id string) (OperationResult, error) {
+	op, err := a.Operation(ctx, id)
+	if err != nil {
+		return OperationResult{}, err
+	}
+	if op.Done() || op.Offloaded() {
+		return resultOf(op), nil
+	}
+	return a.wait(ctx, op)
+}
+
 // wait waits for op's result from its host: the finished operation, or
 // OperationTimedOut when ctx ends first (the operation goes on).
 func (a *API) wait(ctx context.Context, op *Operation) (OperationResult, error) {

@@ -37,6 +37,7 @@ type env struct {
 	api     *compute.API
 	notes   *recorder
 	hosts   *hostsUp
+	mcfg    compute.ManagerConfig
 	stop    func() // stops the host agent
 }
 
@@ -78,6 +79,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	e.stop = func() {}
+	e.mcfg = mcfg
 	if mcfg.Host != "" {
 		e.startAgent(mcfg)
 	}

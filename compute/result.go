@@ -50,10 +50,13 @@ func operationError(err error) *OperationError {
 	}
 	oe := &OperationError{Name: "Error", Code: HTTPStatus(err), Message: err.Error()}
 	var ce *Error
+	var ex *Exception
 	var named interface{ Name() string }
 	switch {
 	case errors.As(err, &ce):
 		oe.Name = ce.Exception.Name
+	case errors.As(err, &ex):
+		oe.Name = ex.Name
 	case errors.As(err, &named):
 		oe.Name = named.Name()
 	}

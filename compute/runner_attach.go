@@ -159,12 +159,36 @@ func (x *run) attachGuest(ctx context.Context) error {
 // its attachment (upstream's idempotent re-attach).
 func (x *run) attachVolume(ctx context.Context) error {
 	att, err := x.volumes.Attach(ctx, x.op.VolumeID, x.op.InstanceUUID, x.op.Host, x.bdm.DeviceName, x.op.Mode)
+	if err != nil && !stopped(ctx, err) {
+		// A resumed run whose earlier attempt attached before it could
+		// record it: the volume side refuses a second attach of an in-use
+		// volume ("already attached") before it would find this instance's
+		// attachment, so look for it here.
+		if mine, ferr := x.attachedAttachment(ctx); ferr == nil && mine != nil {
+			att, err = mine, nil
+		}
+	}
 	if err != nil {
 		return x.forward(ctx, volumeError(err))
 	}
 	x.bdm.AttachmentID = att.ID
 	x.advance(ctx, EventAttachVolume)
 	return x.finish(ctx, false)
+}
+
+// attachedAttachment returns the volume's attached attachment for this
+// instance, or nil.
+func (x *run) attachedAttachment(ctx context.Context) (*volume.Attachment, error) {
+	atts, err := x.volumes.Attachments(ctx, x.op.VolumeID)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range atts {
+		if a.InstanceUUID == x.op.InstanceUUID && a.AttachStatus == volume.AttachAttached {
+			return a, nil
+		}
+	}
+	return nil, nil
 }
 
 // attachOffloaded completes the attachment without a connector for a

@@ -8,9 +8,9 @@ import (
 )
 
 // CommitStep is the Faults step a Store consults for a transaction that
-// records event in its history: "commit:<event>", for example
-// "commit:save_connection_info".
-func CommitStep(event string) string { return "commit:" + event }
+// records event of table in its history: "commit:<table>:<event>", for
+// example "commit:compute.attach_operation:save_connection_info".
+func CommitStep(table, event string) string { return "commit:" + table + ":" + event }
 
 // Store wraps a volattach.Store: it counts commits and consults Faults
 // before each one, once per history event it records (CommitStep), so a
@@ -27,7 +27,7 @@ var _ volattach.Store = (*Store)(nil)
 // its history events.
 func (s *Store) Commit(ctx context.Context, txn volattach.Txn) (int64, error) {
 	for _, h := range txn.History {
-		if err := s.Faults.Check(ctx, CommitStep(h.Event)); err != nil {
+		if err := s.Faults.Check(ctx, CommitStep(h.Table, h.Event)); err != nil {
 			return 0, err
 		}
 	}
