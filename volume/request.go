@@ -7,10 +7,8 @@ package volume
 type Caller struct {
 	// Admin is true for a caller with the admin role.
 	Admin bool
-	// ProjectID is the caller's project, for logs and notifications.
+	// ProjectID is the caller's project.
 	ProjectID string
-	// RequestID ties history entries and logs to the API request.
-	RequestID string
 }
 
 // Request is the subject the guards of the volume.status and
