@@ -191,3 +191,20 @@ func cycle(ctx context.Context, svc *volume.Service, id, inst string) error {
 	}
 	return nil
 }
+
+// TestFileBackendRefusesConnectorWithoutAddress: a connector with neither an
+// initiator nor an IP is the caller's fault (InvalidInput, 400), checked by
+// the backend before anything is exported, and nothing is persisted.
+func TestFileBackendRefusesConnectorWithoutAddress(t *testing.T) {
+	e, _ := fileEnv(t)
+	ctx := ctxFor(t)
+	v := e.create(volume.VolumeSpec{SizeBytes: 1 << 20, Format: file.FormatRaw})
+	before := e.revision()
+	_, err := e.svc.AttachmentCreate(ctx, v.ID, instA, &volume.Connector{Host: "compute-1"}, volume.ModeRW)
+	if !errors.Is(err, volume.ErrInvalidInput) || volume.HTTPStatus(err) != 400 {
+		t.Fatalf("AttachmentCreate with an address-less connector: %v (status %d), want InvalidInput 400", err, volume.HTTPStatus(err))
+	}
+	if after := e.revision(); after != before {
+		t.Fatalf("etcd revision moved from %d to %d on a refused request", before, after)
+	}
+}
