@@ -34,6 +34,8 @@ type Driver struct {
 	// connections counts, per volume serial, the disks using its host
 	// connection (a multiattach volume may serve several guests).
 	connections map[string]int
+	// inflight and peak count concurrent attach/detach calls per guest.
+	inflight, peak map[string]int
 }
 
 type guest struct {
@@ -46,7 +48,8 @@ var _ compute.Driver = (*Driver)(nil)
 // NewDriver returns a fake host named host whose steps consult faults (nil:
 // never fail).
 func NewDriver(host string, faults *Faults) *Driver {
-	return &Driver{host: host, faults: faults, guests: map[string]*guest{}, connections: map[string]int{}}
+	return &Driver{host: host, faults: faults, guests: map[string]*guest{}, connections: map[string]int{},
+		inflight: map[string]int{}, peak: map[string]int{}}
 }
 
 // Host returns the host name.
@@ -79,6 +82,27 @@ func (d *Driver) Connected() []string {
 	return slices.Sorted(maps.Keys(d.connections))
 }
 
+// enter counts a volume call on a guest; the returned func ends it.
+func (d *Driver) enter(instanceUUID string) func() {
+	d.mu.Lock()
+	d.inflight[instanceUUID]++
+	d.peak[instanceUUID] = max(d.peak[instanceUUID], d.inflight[instanceUUID])
+	d.mu.Unlock()
+	return func() {
+		d.mu.Lock()
+		d.inflight[instanceUUID]--
+		d.mu.Unlock()
+	}
+}
+
+// PeakConcurrency returns the largest number of attach and detach calls
+// that ran at once on the guest: 1 when they were serialised.
+func (d *Driver) PeakConcurrency(instanceUUID string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.peak[instanceUUID]
+}
+
 // VolumeConnector returns the host's connector.
 func (d *Driver) VolumeConnector(ctx context.Context) (volume.Connector, error) {
 	if err := d.faults.Check(ctx, StepVolumeConnector); err != nil {
@@ -94,6 +118,7 @@ func (d *Driver) AttachVolume(ctx context.Context, instanceUUID string, info vol
 	if disk.Serial == "" || disk.DeviceName == "" {
 		return fmt.Errorf("%w: disk needs a serial and a device name", compute.ErrInvalidConnectionInfo)
 	}
+	defer d.enter(instanceUUID)()
 	d.mu.Lock()
 	g := d.guests[instanceUUID]
 	if g == nil {
@@ -135,6 +160,7 @@ func (d *Driver) AttachVolume(ctx context.Context, instanceUUID string, info vol
 // An injected detach_guest fault stands for a guest that never releases the
 // disk: use compute.ErrDeviceDetachFailed as its error to say so.
 func (d *Driver) DetachVolume(ctx context.Context, instanceUUID string, info volume.ConnectionInfo, disk compute.DiskInfo) error {
+	defer d.enter(instanceUUID)()
 	d.mu.Lock()
 	g := d.guests[instanceUUID]
 	_, present := g.disksOrNil()[disk.Serial]
