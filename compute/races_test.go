@@ -257,4 +257,3 @@ func TestRetryOfTimedOutAttach(t *testing.T) {
 	}
 	e.requireHistoryOnRows()
 }
-
