@@ -3,6 +3,7 @@ package libvirt_test
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/volattach/volattach/adapters/libvirt"
@@ -46,7 +47,8 @@ func TestAttachDetachSCSI(t *testing.T) {
 		t.Run(pc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := testCtx(t)
-			a := libvirttest.Adapter(t, libvirt.WithLogger(testLog(t)))
+			log, logged := recordedLog(t)
+			a := libvirttest.Adapter(t, libvirt.WithLogger(log))
 			guest := libvirttest.Guest(t, a, true)
 			info, connected := pc.setup(t, a)
 			id := newVolumeID()
@@ -94,6 +96,9 @@ func TestAttachDetachSCSI(t *testing.T) {
 			// Detaching what is gone is success.
 			if err := a.DetachVolume(ctx, guest, info, disk); err != nil {
 				t.Fatalf("second detach: %v", err)
+			}
+			if pw := info.Data[volume.DataAuthPassword]; pw != "" && strings.Contains(logged(), pw) {
+				t.Fatal("the CHAP password was logged")
 			}
 		})
 	}
