@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,10 +38,11 @@ type conn struct {
 
 // session is one connection to libvirtd.
 type session struct {
-	lv   *golibvirt.Libvirt
-	nc   *trackingDialer
-	stop context.CancelFunc // ends the event subscriptions
-	once sync.Once
+	lv      *golibvirt.Libvirt
+	nc      *trackingDialer
+	stop    context.CancelFunc // ends the event subscriptions
+	once    sync.Once
+	closing atomic.Bool // the adapter ended the session itself
 }
 
 // alive reports whether the session's socket is still open.
@@ -49,6 +51,7 @@ func (s *session) alive() bool { return s.lv.IsConnected() }
 // close ends the session without a goodbye RPC: closing the socket makes
 // every call still waiting on it return ErrInterrupted.
 func (s *session) close() {
+	s.closing.Store(true)
 	s.once.Do(func() {
 		if s.stop != nil {
 			s.stop()
@@ -129,7 +132,6 @@ func (c *conn) session(ctx context.Context) (*session, error) {
 			c.cur = nil
 			c.mu.Unlock()
 			s.close()
-			c.log.Warn("libvirt: connection lost; reconnecting")
 			continue
 		}
 		if s != nil {
@@ -207,8 +209,26 @@ func (c *conn) dial(ctx context.Context) (*session, error) {
 			return nil, fmt.Errorf("libvirt: subscribe to events: %w", c.ended(parent))
 		}
 	}
+	go c.watch(s)
 	c.log.WithField("uri", string(c.uri)).Debug("libvirt: connected")
 	return s, nil
+}
+
+// watch waits on go-libvirt's Disconnected channel and forgets s as soon as
+// libvirtd goes away, so the next call reconnects (and an operator sees
+// when it happened).
+func (c *conn) watch(s *session) {
+	<-s.lv.Disconnected()
+	if s.closing.Load() {
+		return
+	}
+	c.mu.Lock()
+	if c.cur == s {
+		c.cur = nil
+	}
+	c.mu.Unlock()
+	s.close()
+	c.log.WithField("uri", string(c.uri)).Warn("libvirt: connection to libvirtd lost; the next call reconnects")
 }
 
 // ended names why a bounded wait ended: the caller's own context, or else

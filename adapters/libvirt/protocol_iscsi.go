@@ -21,7 +21,9 @@ const defaultISCSIPort = "3260"
 // and the host's initiator name, so targets that grant access by initiator
 // name see the connector's. CHAP credentials go through a libvirt secret
 // made by Connect and removed by Disconnect; the password itself never
-// appears in any XML or log.
+// appears in any XML or log. The secret is per volume: for a multiattach
+// volume used by two guests of one host, the caller skips Disconnect while
+// another guest still uses it (as upstream does for multiattach).
 type iscsiDriver struct {
 	a *Adapter
 }
