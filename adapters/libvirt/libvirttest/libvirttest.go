@@ -25,6 +25,7 @@ const CleanupTimeout = 2 * time.Minute
 // name is generated in a temporary state directory unless opts set one.
 func Adapter(t testing.TB, opts ...libvirt.Option) *libvirt.Adapter {
 	t.Helper()
+	testenv.Need(t, "a /dev/kvm usable by QEMU's user", checkKVMAccess())
 	Shared(t)
 	base := []libvirt.Option{libvirt.WithInitiatorFile(""), libvirt.WithStateDir(t.TempDir())}
 	a, err := libvirt.New(append(base, opts...)...)
