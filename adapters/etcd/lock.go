@@ -17,10 +17,14 @@ import (
 // Locker hands out etcd mutexes (go.etcd.io/etcd/client/v3/concurrency) by
 // name. It implements volattach.Locker.
 //
-// Each Lock call opens a session of its own (a lease with the configured
-// TTL, kept alive by the client): two holders in one process never share
+// Each holder has a session of its own (a lease with the configured TTL,
+// kept alive by the client): two holders in one process never share
 // ownership, and a holder that crashes or is cut off loses its lock when its
-// lease expires. A lock alone is not mutual exclusion: put Lock.Fence() in
+// lease expires. A session whose holder unlocked cleanly goes back to a small
+// idle pool and is handed to the next Lock call, so the steady state costs
+// no lease grant or revoke; it is still used by one holder at a time, and the
+// fence (the create revision of the holder's own key) tells two holders of
+// one session apart. A lock alone is not mutual exclusion: put Lock.Fence() in
 // every Txn made under the lock, so that a holder whose lease expired cannot
 // write late.
 //
@@ -28,14 +32,24 @@ import (
 // volattach.LockOrder ("instance before volume"): InstanceLock first, then
 // VolumeLock. Two operations that follow it cannot deadlock.
 //
-// Round trips: Lock costs a lease grant and one Txn when uncontended (a
-// contended Lock also waits on a watch and re-reads its key); Unlock costs
-// one guarded Txn and one lease revoke. Keep-alives travel on the client's
-// shared lease stream.
+// Round trips: Lock costs one Txn when uncontended and an idle session is
+// pooled (a lease grant more when none is; a contended Lock also waits on a
+// watch and re-reads its key); Unlock costs one guarded Txn. Keep-alives
+// travel on the client's shared lease stream. Close revokes the idle
+// sessions.
 type Locker struct {
 	cli *clientv3.Client
 	o   options
+
+	mu     sync.Mutex
+	idle   []*concurrency.Session
+	closed bool
 }
+
+// maxIdleSessions bounds the pool of idle sessions: each is a live lease
+// with a keep-alive, so the pool is sized for the concurrency one process
+// usually has, not for its peak.
+const maxIdleSessions = 64
 
 var _ volattach.Locker = (*Locker)(nil)
 
@@ -57,27 +71,82 @@ func (l *Locker) Lock(ctx context.Context, name string) (volattach.Lock, error) 
 		ctx, cancel = context.WithTimeoutCause(ctx, l.o.lockTimeout, ErrLockTimeout)
 		defer cancel()
 	}
-	// The lease is granted under the caller's context, but the session
-	// (its keep-alive) must outlive this call: it runs on the client's.
-	grant, err := l.cli.Grant(ctx, int64(l.o.ttlSeconds()))
+	session, err := l.session(ctx)
 	if err != nil {
-		return nil, l.acquireError(ctx, name, err)
-	}
-	session, err := concurrency.NewSession(l.cli, concurrency.WithLease(grant.ID), concurrency.WithTTL(l.o.ttlSeconds()))
-	if err != nil {
-		l.revoke(grant.ID)
 		return nil, l.acquireError(ctx, name, err)
 	}
 	m := concurrency.NewMutex(session, l.o.lockPrefix(name))
 	if err := m.Lock(ctx); err != nil {
 		session.Orphan()
-		l.revoke(grant.ID)
+		l.revoke(session.Lease())
 		return nil, l.acquireError(ctx, name, err)
 	}
-	h := &lock{name: name, cli: l.cli, session: session, log: l.o.log}
+	h := &lock{name: name, locker: l, cli: l.cli, session: session, log: l.o.log, lost: make(chan struct{}), done: make(chan struct{})}
+	go h.watchSession()
 	h.fence = fence{name: name, key: m.Key(), rev: ownerRevision(m)}
 	l.o.log.WithField("lock", name).Debug("lock acquired")
 	return h, nil
+}
+
+// session returns an idle session whose lease is still alive, or opens a
+// new one. The lease is granted under the caller's context, but the session
+// (its keep-alive) must outlive this call: it runs on the client's.
+func (l *Locker) session(ctx context.Context) (*concurrency.Session, error) {
+	l.mu.Lock()
+	for len(l.idle) > 0 {
+		s := l.idle[len(l.idle)-1]
+		l.idle = l.idle[:len(l.idle)-1]
+		select {
+		case <-s.Done(): // expired while idle: drop it
+		default:
+			l.mu.Unlock()
+			return s, nil
+		}
+	}
+	l.mu.Unlock()
+	grant, err := l.cli.Grant(ctx, int64(l.o.ttlSeconds()))
+	if err != nil {
+		return nil, err
+	}
+	s, err := concurrency.NewSession(l.cli, concurrency.WithLease(grant.ID), concurrency.WithTTL(l.o.ttlSeconds()))
+	if err != nil {
+		l.revoke(grant.ID)
+		return nil, err
+	}
+	return s, nil
+}
+
+// release returns the session of a cleanly unlocked holder to the idle pool,
+// or revokes its lease when the pool is full or the Locker closed.
+func (l *Locker) release(s *concurrency.Session) {
+	l.mu.Lock()
+	if !l.closed && len(l.idle) < maxIdleSessions {
+		l.idle = append(l.idle, s)
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
+	s.Orphan()
+	l.revoke(s.Lease())
+}
+
+// Close revokes the idle sessions; locks still held keep theirs until they
+// unlock (their sessions are then revoked, not pooled). A Locker is usable
+// after Close, without pooling.
+func (l *Locker) Close(ctx context.Context) error {
+	l.mu.Lock()
+	idle := l.idle
+	l.idle = nil
+	l.closed = true
+	l.mu.Unlock()
+	var errs []error
+	for _, s := range idle {
+		s.Orphan()
+		if _, err := l.cli.Revoke(ctx, s.Lease()); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // acquireError says why Lock failed, naming the lock.
@@ -108,13 +177,30 @@ func ownerRevision(m *concurrency.Mutex) int64 {
 // lock is one held lock.
 type lock struct {
 	name    string
+	locker  *Locker
 	cli     *clientv3.Client
 	session *concurrency.Session
 	fence   fence
 	log     logrus.FieldLogger
 
+	// lost is closed when the session ends while the lock is held, or at
+	// Unlock; done is closed at Unlock to stop watchSession.
+	lost chan struct{}
+	done chan struct{}
+
 	mu       sync.Mutex
 	unlocked bool
+}
+
+// watchSession closes lost when the holder's session ends or the holder
+// unlocks, whichever comes first: the session outlives the lock when it
+// goes back to the idle pool.
+func (h *lock) watchSession() {
+	select {
+	case <-h.session.Done():
+	case <-h.done:
+	}
+	close(h.lost)
 }
 
 var _ volattach.Lock = (*lock)(nil)
@@ -127,12 +213,14 @@ func (h *lock) Fence() volattach.Fence { return h.fence }
 
 // Lost is closed when the session ends: its lease expired or was revoked,
 // the client lost the cluster for longer than the TTL, or Unlock ran.
-func (h *lock) Lost() <-chan struct{} { return h.session.Done() }
+func (h *lock) Lost() <-chan struct{} { return h.lost }
 
 // Unlock deletes the lock key only if it is still this holder's (a Txn on
-// the fence, never a blind delete), then revokes the session's lease. If the
-// lock was already lost the error matches volattach.ErrLockLost; nobody
-// else's lock is touched. A second Unlock does nothing.
+// the fence, never a blind delete), then hands the session back to the
+// Locker's idle pool: one round trip. On any failure the lease is revoked
+// instead. If the lock was already lost the error matches
+// volattach.ErrLockLost; nobody else's lock is touched. A second Unlock does
+// nothing.
 func (h *lock) Unlock(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -140,7 +228,16 @@ func (h *lock) Unlock(ctx context.Context) error {
 		return nil
 	}
 	h.unlocked = true
+	defer close(h.done)
 	resp, err := h.cli.Txn(ctx).If(h.fence.compare()).Then(clientv3.OpDelete(h.fence.key)).Commit()
+	if err == nil && resp.Succeeded {
+		select {
+		case <-h.session.Done():
+		default:
+			h.locker.release(h.session)
+			return nil
+		}
+	}
 	h.session.Orphan()
 	_, rerr := h.cli.Revoke(ctx, h.session.Lease())
 	leaseGone := errors.Is(rerr, rpctypes.ErrLeaseNotFound)

@@ -262,3 +262,56 @@ func TestLostClosesWhenLeaseRevoked(t *testing.T) {
 	}
 	waitClosed(t, h.Lost(), "Lost() after the lease was revoked")
 }
+
+// TestLockReusesIdleSessions: a holder that unlocked cleanly hands its
+// session to the next Lock call, so the steady state grants no new lease,
+// while two concurrent holders still get two sessions (leases) of their own,
+// and Close revokes the idle ones.
+func TestLockReusesIdleSessions(t *testing.T) {
+	cli := etcdtest.Client(t)
+	locker := etcd.NewLocker(cli, etcd.WithPrefix(etcdtest.Prefix(t)))
+	leases := func() map[clientv3.LeaseID]bool {
+		t.Helper()
+		resp, err := cli.Leases(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[clientv3.LeaseID]bool{}
+		for _, l := range resp.Leases {
+			out[l.ID] = true
+		}
+		return out
+	}
+	before := leases()
+
+	first := mustLock(t, locker, "volume/pooled-1")
+	if err := first.Unlock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	afterFirst := leases()
+	second := mustLock(t, locker, "volume/pooled-2")
+	other := mustLock(t, locker, "volume/pooled-3")
+	during := leases()
+	newDuring := 0
+	for id := range during {
+		if !before[id] && !afterFirst[id] {
+			newDuring++
+		}
+	}
+	if newDuring != 1 {
+		t.Fatalf("two holders after one clean unlock granted %d new leases, want 1 (one reused, one new)", newDuring)
+	}
+	for _, h := range []volattach.Lock{second, other} {
+		if err := h.Unlock(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := locker.Close(t.Context()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	for id := range leases() {
+		if !before[id] {
+			t.Fatalf("lease %x still alive after every holder unlocked and the locker closed", id)
+		}
+	}
+}

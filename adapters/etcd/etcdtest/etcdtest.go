@@ -187,7 +187,9 @@ func Store(t testing.TB, opts ...etcd.Option) *etcd.Store {
 // Locker returns a Locker under the test's prefix.
 func Locker(t testing.TB, opts ...etcd.Option) *etcd.Locker {
 	t.Helper()
-	return etcd.NewLocker(Client(t), append([]etcd.Option{etcd.WithPrefix(Prefix(t))}, opts...)...)
+	l := etcd.NewLocker(Client(t), append([]etcd.Option{etcd.WithPrefix(Prefix(t))}, opts...)...)
+	t.Cleanup(func() { l.Close(context.Background()) })
+	return l
 }
 
 // Queue returns a Queue under the test's prefix; its agent session is
