@@ -70,6 +70,7 @@ type trackingDialer struct {
 	shut  bool
 }
 
+// Dial dials with the inner dialer and keeps the socket.
 func (d *trackingDialer) Dial() (net.Conn, error) {
 	c, err := d.inner.Dial()
 	if err != nil {

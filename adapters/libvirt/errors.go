@@ -35,6 +35,7 @@ type FieldError struct {
 	Reason string
 }
 
+// Error names the protocol, the field and what is wrong with it.
 func (e *FieldError) Error() string {
 	return fmt.Sprintf("%s: %s connection_info field %q: %s",
 		compute.ErrInvalidConnectionInfo, e.DriverVolumeType, e.Field, e.Reason)

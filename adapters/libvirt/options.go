@@ -34,8 +34,10 @@ const (
 // (upstream _detach_from_live_with_retry): Attempts detach requests, each
 // followed by a wait of up to Timeout for libvirt's device-removed event.
 type DetachPolicy struct {
+	// Attempts is how many detach requests are sent (at least 1).
 	Attempts int
-	Timeout  time.Duration
+	// Timeout is how long each request waits for the device-removed event.
+	Timeout time.Duration
 }
 
 // Option configures an Adapter.

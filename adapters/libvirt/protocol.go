@@ -131,8 +131,10 @@ func field(info volume.ConnectionInfo, key string) (string, error) {
 // with nothing set up on the host.
 type noConnect struct{}
 
+// Connect has nothing to set up.
 func (noConnect) Connect(context.Context, volume.ConnectionInfo, compute.DiskInfo) error { return nil }
 
+// Disconnect has nothing to undo.
 func (noConnect) Disconnect(context.Context, volume.ConnectionInfo, compute.DiskInfo) error {
 	return nil
 }

@@ -24,6 +24,8 @@ type fileDriver struct {
 // fileFormats are the image formats a file volume may have.
 var fileFormats = map[string]bool{"raw": true, "qcow2": true}
 
+// Disk renders the file disk; the image format comes from the
+// connection (raw when it names none).
 func (f fileDriver) Disk(info volume.ConnectionInfo, disk compute.DiskInfo) (*libvirtxml.DomainDisk, error) {
 	path, err := field(info, volume.DataPath)
 	if err != nil {

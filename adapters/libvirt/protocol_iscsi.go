@@ -96,6 +96,7 @@ func splitPortal(portal string) (host, port string, err error) {
 // per volume, so two volumes never share (or remove) each other's secret.
 func iscsiSecretUsage(volumeID string) string { return "volattach-iscsi-" + volumeID }
 
+// Disk renders the iSCSI network disk.
 func (i iscsiDriver) Disk(info volume.ConnectionInfo, disk compute.DiskInfo) (*libvirtxml.DomainDisk, error) {
 	t, err := parseISCSI(info)
 	if err != nil {

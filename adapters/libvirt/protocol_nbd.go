@@ -20,6 +20,7 @@ type nbdDriver struct {
 	a *Adapter
 }
 
+// Disk renders the NBD network disk (port 10809 when none is given).
 func (n nbdDriver) Disk(info volume.ConnectionInfo, disk compute.DiskInfo) (*libvirtxml.DomainDisk, error) {
 	host, err := field(info, volume.DataHost)
 	if err != nil {

@@ -24,6 +24,7 @@ type rbdDriver struct {
 	a *Adapter
 }
 
+// Disk renders the RBD network disk.
 func (r rbdDriver) Disk(info volume.ConnectionInfo, disk compute.DiskInfo) (*libvirtxml.DomainDisk, error) {
 	dvt := info.DriverVolumeType
 	name, err := field(info, volume.DataExportName)
