@@ -78,14 +78,8 @@ func (x *run) convert(ctx context.Context) error {
 		}
 		return nil
 	case SourceBlank:
-		_, err := x.volumes.CreateVolume(ctx, volume.VolumeSpec{
-			ID: x.op.VolumeID, Name: x.op.InstanceUUID + "-blank-vol", Size: x.bdm.VolumeSize,
-		})
-		if err == nil {
-			err = x.volumes.Reserve(ctx, x.op.VolumeID)
-		}
-		if err != nil {
-			return x.forward(ctx, volumeError(err))
+		if err := x.createBlank(ctx); err != nil {
+			return x.forward(ctx, err)
 		}
 		x.advance(ctx, EventConvert)
 		if err := x.checkpoint(ctx, nil, nil); err != nil {
@@ -94,6 +88,30 @@ func (x *run) convert(ctx context.Context) error {
 		return nil
 	}
 	return x.fail(ctx, Raise(ErrNotSupported, "creating a volume from a %s is not supported by this volume API", x.bdm.SourceType))
+}
+
+// createBlank creates the mapping's empty volume (upstream
+// DriverVolBlankBlockDevice: "<instance>-blank-vol") and reserves it. The
+// volume's id was chosen with the mapping, so a resumed run finds the
+// volume it created: available, it is reserved now; attaching, this run's
+// predecessor reserved it already.
+func (x *run) createBlank(ctx context.Context) error {
+	v, err := x.volumes.GetVolume(ctx, x.op.VolumeID)
+	switch {
+	case errors.Is(err, volume.ErrVolumeNotFound):
+		v, err = x.volumes.CreateVolume(ctx, volume.VolumeSpec{
+			ID: x.op.VolumeID, Name: x.op.InstanceUUID + "-blank-vol", Size: x.bdm.VolumeSize,
+		})
+		if err != nil {
+			return volumeError(err)
+		}
+	case err != nil:
+		return volumeError(err)
+	}
+	if v.Status == volume.StatusAttaching {
+		return nil
+	}
+	return volumeError(x.volumes.Reserve(ctx, x.op.VolumeID))
 }
 
 // initializeConnection gets the host's connector and the connection_info
