@@ -33,6 +33,15 @@ getent passwd libvirt-qemu >/dev/null ||
 	$SUDO useradd -r -g libvirt-qemu -s /usr/sbin/nologin libvirt-qemu
 $SUDO mkdir -p /var/log/libvirt /var/run/libvirt /var/lib/libvirt/images
 
+# Without udev, /dev/kvm keeps the 0600 root mode the container gives it, and
+# QEMU (running as libvirt-qemu) cannot open it: libvirt then discards its
+# cached QEMU capabilities and probes QEMU again on every define (35 s seen).
+# Debian's udev rules make it 0666 root:kvm; do the same.
+if [ -e /dev/kvm ]; then
+	$SUDO chgrp kvm /dev/kvm 2>/dev/null || true
+	$SUDO chmod 0666 /dev/kvm 2>/dev/null || log "cannot chmod /dev/kvm; libvirt will be slow"
+fi
+
 running() { pgrep -x "$1" >/dev/null 2>&1; }
 
 wait_for() { # wait_for DESCRIPTION COMMAND...: poll up to 30 s

@@ -25,7 +25,10 @@ const BackendName = "file"
 
 // Config configures a file Backend.
 type Config struct {
-	// Dir holds the volume files; it is created (mode 0700) when missing.
+	// Dir holds the volume files; it is created (mode 0755) when missing:
+	// QEMU runs as another user (libvirt-qemu) and must be able to reach the
+	// files, whose ownership libvirt itself changes when it opens them. The
+	// volume data is protected by the files' own modes, not the directory's.
 	// Required.
 	Dir string
 	// DefaultFormat is used for volumes whose Format is empty: FormatQCOW2
@@ -65,7 +68,7 @@ func New(cfg Config) (*Backend, error) {
 	if err := checkFormat(format); err != nil {
 		return nil, fmt.Errorf("%w: file: DefaultFormat: %w", storage.ErrInvalidConfig, err)
 	}
-	if err := statefile.EnsureDir(dir); err != nil {
+	if err := statefile.EnsureDirMode(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("%w: file: %v", storage.ErrInvalidConfig, err)
 	}
 	log := cfg.Log

@@ -14,8 +14,11 @@ import (
 
 // EnsureDir creates dir (and parents) with mode 0700 when missing and
 // checks that it is a directory.
-func EnsureDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+func EnsureDir(dir string) error { return EnsureDirMode(dir, 0o700) }
+
+// EnsureDirMode is EnsureDir with the mode a missing dir is created with.
+func EnsureDirMode(dir string, mode fs.FileMode) error {
+	if err := os.MkdirAll(dir, mode); err != nil {
 		return err
 	}
 	st, err := os.Stat(dir)
