@@ -18,6 +18,7 @@ type Exception struct {
 	Code   int
 }
 
+// Error names the class.
 func (e *Exception) Error() string { return "compute: " + e.Name }
 
 // The upstream exception classes the compute side raises.
@@ -99,6 +100,7 @@ func Raise(ex *Exception, format string, args ...any) *Error {
 	return &Error{Exception: ex, Message: wrapped.Error(), Err: errors.Unwrap(wrapped)}
 }
 
+// Error is the class name and the message.
 func (e *Error) Error() string { return e.Exception.Name + ": " + e.Message }
 
 // Unwrap returns the cause.

@@ -169,6 +169,12 @@ func (m *Manager) release(id string, log logrus.FieldLogger) {
 	}
 }
 
+// permanent reports whether a read failed for good: the record is missing
+// or does not decode. Anything else (etcd unreachable, a timeout) passes.
+func permanent(err error) bool {
+	return errors.Is(err, volattach.ErrNotFound) || errors.Is(err, volattach.ErrCorrupt)
+}
+
 // pause waits d or until ctx ends; it reports whether to go on.
 func pause(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
@@ -188,7 +194,10 @@ func pause(ctx context.Context, d time.Duration) bool {
 func (m *Manager) Handle(ctx context.Context, id string) (OperationResult, error) {
 	op := &Operation{ID: id}
 	if err := m.cfg.Store.Get(ctx, op); err != nil {
-		return OperationResult{}, fmt.Errorf("operation %s: %w", id, err)
+		if permanent(err) {
+			return OperationResult{}, fmt.Errorf("operation %s: %w", id, err)
+		}
+		return OperationResult{}, &RetryLaterError{Operation: id, Err: err}
 	}
 	if op.Host != m.cfg.Host {
 		return OperationResult{}, fmt.Errorf("operation %s belongs to host %q, not %q", id, op.Host, m.cfg.Host)

@@ -22,6 +22,7 @@ type RetryLaterError struct {
 	Err       error
 }
 
+// Error says which operation and step wait, and why.
 func (e *RetryLaterError) Error() string {
 	return fmt.Sprintf("operation %s: step %s will be retried: %v", e.Operation, e.Step, e.Err)
 }
@@ -82,7 +83,11 @@ func (r *runner) start(ctx context.Context, op *Operation, fence volattach.Fence
 	})}
 	x.bdm = &BlockDeviceMapping{VolumeID: op.VolumeID, InstanceUUID: op.InstanceUUID}
 	if err := r.store.Get(ctx, x.bdm); err != nil {
-		return nil, fmt.Errorf("operation %s: reading its mapping: %w", op.ID, err)
+		err = fmt.Errorf("operation %s: reading its mapping: %w", op.ID, err)
+		if permanent(err) {
+			return nil, err
+		}
+		return nil, x.stop(err)
 	}
 	return x, nil
 }
