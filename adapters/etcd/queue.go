@@ -177,11 +177,20 @@ func (q *Queue) Next(ctx context.Context, host string) (id string, payload []byt
 	}
 	itemPfx, claimPfx := q.o.hostPrefix(host)+"item/", q.o.hostPrefix(host)+"claim/"
 	for {
+		// The watch opens before the scan, at the current revision, so it
+		// is synced at once: an item queued after the scan is delivered
+		// as it lands, not on etcd's 100 ms catch-up tick for watchers that
+		// start in the past.
+		wch, stop, err := q.watchNow(ctx, q.o.hostPrefix(host), clientv3.WithPrefix())
+		if err != nil {
+			return "", nil, fmt.Errorf("etcd: queue watch %s: %w", host, err)
+		}
 		resp, err := q.cli.Txn(ctx).Then(
 			clientv3.OpGet(itemPfx, clientv3.WithPrefix(), clientv3.WithKeysOnly()),
 			clientv3.OpGet(claimPfx, clientv3.WithPrefix(), clientv3.WithKeysOnly()),
 		).Commit()
 		if err != nil {
+			stop()
 			return "", nil, fmt.Errorf("etcd: queue scan %s: %w", host, err)
 		}
 		claimed := map[string]bool{}
@@ -198,26 +207,54 @@ func (q *Queue) Next(ctx context.Context, host string) (id string, payload []byt
 			payload, fresh, err := q.claim(ctx, host, id)
 			switch {
 			case err == nil && fresh:
+				stop()
 				return id, payload, nil
 			case err == nil, errors.Is(err, ErrClaimed), errors.Is(err, volattach.ErrNotFound):
 				continue // another agent, or another Next of ours, was quicker
 			default:
+				stop()
 				return "", nil, err
 			}
 		}
-		if err := q.waitForWork(ctx, host, resp.Header.Revision+1); err != nil {
+		err = q.waitForWork(ctx, host, wch)
+		stop()
+		if err != nil {
 			return "", nil, err
 		}
 	}
 }
 
-// waitForWork returns once, at revision from or later, an item was queued
-// for host or a claim on one went away; or with ctx's error.
-func (q *Queue) waitForWork(ctx context.Context, host string, from int64) error {
+// watchNow opens a watch on key from the current revision and returns once
+// etcd has created it, so that anything written after it returns is
+// delivered. stop cancels it.
+func (q *Queue) watchNow(ctx context.Context, key string, opts ...clientv3.OpOption) (clientv3.WatchChan, context.CancelFunc, error) {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
+	wch := q.cli.Watch(wctx, key, append(opts, clientv3.WithCreatedNotify())...)
+	select {
+	case wr, ok := <-wch:
+		if !ok || wr.Err() != nil {
+			cancel()
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
+			if ok {
+				return nil, nil, wr.Err()
+			}
+			return nil, nil, errors.New("watch closed before it was created")
+		}
+	case <-ctx.Done():
+		cancel()
+		return nil, nil, ctx.Err()
+	}
+	return wch, cancel, nil
+}
+
+// waitForWork returns once an item was queued for host or a claim on one
+// went away (as seen on wch, opened before the last scan); or with ctx's
+// error.
+func (q *Queue) waitForWork(ctx context.Context, host string, wch clientv3.WatchChan) error {
 	itemPfx, claimPfx := q.o.hostPrefix(host)+"item/", q.o.hostPrefix(host)+"claim/"
-	for wr := range q.cli.Watch(wctx, q.o.hostPrefix(host), clientv3.WithPrefix(), clientv3.WithRev(from)) {
+	for wr := range wch {
 		if wr.Err() != nil {
 			return nil // rescan; a compacted or broken watch loses nothing a scan sees
 		}
@@ -280,25 +317,33 @@ func (q *Queue) Wait(ctx context.Context, host, id string) ([]byte, error) {
 	}
 	key := q.o.resultKey(host, id)
 	for {
-		resp, err := q.cli.Get(ctx, key)
+		// Watch first (synced at once, see Next), then read: a result
+		// written in between is on the watch.
+		wch, stop, err := q.watchNow(ctx, key, clientv3.WithFilterDelete())
 		if err != nil {
 			return nil, fmt.Errorf("etcd: queue wait %s/%s: %w", host, id, err)
 		}
+		resp, err := q.cli.Get(ctx, key)
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("etcd: queue wait %s/%s: %w", host, id, err)
+		}
 		if len(resp.Kvs) > 0 {
+			stop()
 			return resp.Kvs[0].Value, nil
 		}
-		if v, ok, err := q.watchResult(ctx, key, resp.Header.Revision+1); ok || err != nil {
+		v, ok, err := q.watchResult(ctx, wch)
+		stop()
+		if ok || err != nil {
 			return v, err
 		}
 	}
 }
 
-// watchResult waits for the result key to be written; ok false means the
-// watch broke and the caller should read again.
-func (q *Queue) watchResult(ctx context.Context, key string, from int64) ([]byte, bool, error) {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
-	for wr := range q.cli.Watch(wctx, key, clientv3.WithRev(from), clientv3.WithFilterDelete()) {
+// watchResult waits on wch for the result key to be written; ok false
+// means the watch broke and the caller should read again.
+func (q *Queue) watchResult(ctx context.Context, wch clientv3.WatchChan) ([]byte, bool, error) {
+	for wr := range wch {
 		if wr.Err() != nil {
 			return nil, false, nil
 		}
