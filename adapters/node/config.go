@@ -1,0 +1,85 @@
+package node
+
+import (
+	"errors"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/volattach/volattach"
+	"github.com/volattach/volattach/adapters/etcd"
+	"github.com/volattach/volattach/adapters/libvirt"
+	"github.com/volattach/volattach/adapters/storage/file"
+	"github.com/volattach/volattach/adapters/storage/iscsi"
+	"github.com/volattach/volattach/adapters/storage/nbd"
+	"github.com/volattach/volattach/volume"
+)
+
+// DefaultAvailabilityZone is the zone of registered instances (upstream's
+// default_availability_zone).
+const DefaultAvailabilityZone = "nova"
+
+// ErrInvalidConfig is returned by Start for a Config it cannot use.
+var ErrInvalidConfig = errors.New("node: invalid configuration")
+
+// Config says what a node runs and where its state lives. The zero value,
+// plus one storage backend, is a working node on an embedded etcd with a
+// temporary data directory and the local libvirtd.
+type Config struct {
+	// Host is this hypervisor host's name: the compute host whose queue the
+	// agent serves, the connector's host, and the host of the instances
+	// RegisterGuest records. Default os.Hostname.
+	Host string
+	// Etcd says where the records live.
+	Etcd EtcdConfig
+	// File, ISCSI and NBD enable the built-in storage backends with their
+	// directories (and, for iSCSI with per-volume CHAP and NBD, their
+	// state directories); nil leaves a backend out. A nil Log in them is
+	// set to the node's logger.
+	File  *file.Config
+	ISCSI *iscsi.Config
+	NBD   *nbd.Config
+	// Backends are further volume backends (for example an embedder's own
+	// driver), registered beside the built-in ones under their Name.
+	Backends []volume.Backend
+	// Libvirt configures the hypervisor adapter.
+	Libvirt LibvirtConfig
+	// AvailabilityZone of the instances RegisterGuest records; default
+	// DefaultAvailabilityZone.
+	AvailabilityZone string
+	// Log receives every component's log entries; nil discards them.
+	Log logrus.FieldLogger
+	// Notifier receives the volume and compute notifications; nil drops
+	// them (they are also visible as history on the etcd watch).
+	Notifier volattach.Notifier
+}
+
+// EtcdConfig says which etcd the node uses: an embedded single-member
+// server (the default) or an external cluster.
+type EtcdConfig struct {
+	// Client, when set, reaches an external cluster (endpoints, TLS,
+	// authentication) and no server is embedded.
+	Client *etcd.ClientConfig
+	// DataDir is the embedded server's data directory, kept by Close.
+	// Empty: a temporary directory that Close removes.
+	DataDir string
+	// Prefix is the key prefix of every record, lock and queue item;
+	// default etcd.DefaultPrefix. Nodes sharing a cluster share a prefix.
+	Prefix string
+	// SessionTTL is the lease TTL of lock holders and of the agent's queue
+	// claims; default etcd.DefaultSessionTTL.
+	SessionTTL time.Duration
+}
+
+// LibvirtConfig configures the libvirt adapter.
+type LibvirtConfig struct {
+	// URI is the libvirt URI; default libvirt.DefaultURI.
+	URI string
+	// Detach is the detach retry policy; zero keeps upstream's 8 attempts
+	// of 20 s.
+	Detach libvirt.DetachPolicy
+	// Options are further adapter options (state directory, initiator
+	// name, cache mode, call timeout, dialer). They apply after the ones
+	// the node derives from this Config.
+	Options []libvirt.Option
+}
