@@ -21,6 +21,7 @@ type Key struct {
 	ID   string
 }
 
+// String renders the key as "kind/id".
 func (k Key) String() string { return string(k.Kind) + "/" + k.ID }
 
 // Record is a persisted domain object. Records embed Meta, which carries the

@@ -31,6 +31,7 @@ type RefusedError struct {
 	Err  error
 }
 
+// Error names the table, event, state and rule, then the domain error.
 func (e *RefusedError) Error() string {
 	msg := fmt.Sprintf("%s: %s refused in state %s by rule %s", e.Table, e.Event, e.State, e.Rule)
 	if e.Err != nil {
@@ -59,6 +60,7 @@ type UnknownStateError struct {
 	State string
 }
 
+// Error names the table and the unknown state.
 func (e *UnknownStateError) Error() string {
 	return fmt.Sprintf("%s: unknown state %q", e.Table, e.State)
 }
@@ -72,6 +74,7 @@ type DefinitionError struct {
 	Problem string
 }
 
+// Error names the table and what is wrong with its definition.
 func (e *DefinitionError) Error() string {
 	return fmt.Sprintf("fsm: table %s is invalid: %s", e.Table, e.Problem)
 }
