@@ -15,9 +15,12 @@ all: test
 env:
 	bash scripts/env-up.sh
 
-## demo: the state tables of the attach flow (the full attach example replaces it).
+## demo: attach and detach a volume on a real QEMU guest through the whole
+## stack, printing every state transition (examples/attach; see README).
+## Flags go in DEMO_FLAGS, e.g. make demo DEMO_FLAGS='-backend nbd'.
+## The state tables alone: go run ./examples/statetables -format markdown
 demo: env
-	$(GO) run ./examples/statetables -format markdown
+	$(GO) run ./examples/attach $(DEMO_FLAGS)
 
 ## test: vet, gofmt, docs freshness, then every test with the race detector.
 ## VOLATTACH_REQUIRE_ENV=1 makes a test that cannot reach a real component fail.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/volattach/volattach"
 	"github.com/volattach/volattach/compute"
+	"github.com/volattach/volattach/volume"
 )
 
 // DefaultRootDeviceName is the root device recorded for a guest that has
@@ -25,17 +27,21 @@ var vmStateActions = map[compute.PowerState][]compute.Action{
 	compute.PowerNoState:  {compute.ActionBuild, compute.ActionStop},
 }
 
-// RegisterGuest records the libvirt domain named name, made outside
-// volattach, as an instance on this node's host, so that volumes can be
-// attached to it (there is no boot here). The instance's UUID is the
-// domain's; it is launched now; its vm_state follows the guest's power
-// state along the compute.vm_state table from building (build, then pause
-// or stop), with those rows in its history; its root device is the
-// guest's first disk, or DefaultRootDeviceName. A guest registered before
-// returns its existing record unchanged. A missing domain is
-// compute.ErrInstanceNotFound.
-func (n *Node) RegisterGuest(ctx context.Context, name string) (*compute.Instance, error) {
-	uuid, err := n.virt.LookupGuest(ctx, name)
+// RegisterGuest records the libvirt domain named guest (or whose UUID is
+// guest), made outside volattach, as an instance on this node's host, so
+// that volumes can be attached to it (there is no boot here). The
+// instance's UUID is the domain's; it is launched now; its vm_state follows
+// the guest's power state along the compute.vm_state table from building
+// (build, then pause or stop), with those rows in its history; its root
+// device is the guest's first disk, or DefaultRootDeviceName. A guest
+// registered before returns its existing record unchanged. A missing
+// domain is compute.ErrInstanceNotFound.
+func (n *Node) RegisterGuest(ctx context.Context, guest string) (*compute.Instance, error) {
+	uuid, err := n.virt.LookupGuest(ctx, guest)
+	if errors.Is(err, compute.ErrInstanceNotFound) && volume.IsUUIDLike(guest) && len(guest) == 36 {
+		// Not a name: a UUID, which PowerState looks up below.
+		uuid, err = strings.ToLower(guest), nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +68,7 @@ func (n *Node) RegisterGuest(ctx context.Context, name string) (*compute.Instanc
 	for _, action := range vmStateActions[power] {
 		to, err := compute.CheckInstanceState(compute.Request{Instance: inst}, action)
 		if err != nil {
-			return nil, fmt.Errorf("node: register guest %s: %w", name, err)
+			return nil, fmt.Errorf("node: register guest %s: %w", guest, err)
 		}
 		history = append(history, volattach.Transition{
 			Table: compute.VMStateTableName, Entity: inst.Key(),
@@ -78,7 +84,7 @@ func (n *Node) RegisterGuest(ctx context.Context, name string) (*compute.Instanc
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("node: register guest %s: %w", name, err)
+		return nil, fmt.Errorf("node: register guest %s: %w", guest, err)
 	}
 	return inst, nil
 }

@@ -60,18 +60,23 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.ensureGuest(ctx); err != nil {
 		return err
 	}
-	inst, err := d.node.RegisterGuest(ctx, o.guest)
-	if err != nil {
-		return fmt.Errorf("register guest %s: %w", o.guest, err)
-	}
-	c.line("instance", "%s recorded on host %s: vm_state %s, root %s", inst.UUID, inst.Host, inst.VMState, inst.RootDeviceName)
-
 	wctx, stop := context.WithCancel(ctx)
+	var err error
 	if d.watch, err = watchTransitions(wctx, c, d.node.Store()); err != nil {
 		stop()
 		return fmt.Errorf("watch etcd: %w", err)
 	}
 	d.stopWatch = stop
+
+	c.heading("record the guest as an instance (no boot here)")
+	inst, err := d.node.RegisterGuest(ctx, o.guest)
+	if err != nil {
+		return fmt.Errorf("register guest %s: %w", o.guest, err)
+	}
+	if err := d.watch.flush(ctx); err != nil {
+		return err
+	}
+	c.line("instance", "%s on host %s: vm_state %s, root %s", inst.UUID, inst.Host, inst.VMState, inst.RootDeviceName)
 
 	c.heading("create the volume")
 	v, err := d.node.Volumes().CreateVolume(ctx, volume.VolumeSpec{
