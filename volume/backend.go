@@ -44,3 +44,13 @@ type DetachHook interface {
 type ConnectorValidator interface {
 	ValidateConnector(c Connector) error
 }
+
+// ExportLister is implemented by backends that can say which volumes they
+// export, so that a reconciler finds an export no attachment uses (upstream
+// has no such listing: its exports leak when a detach half-fails). A
+// backend without exports (a plain file) lists none.
+type ExportLister interface {
+	// ListExports returns the ids of the volumes the backend exports now,
+	// sorted.
+	ListExports(ctx context.Context) ([]string, error)
+}

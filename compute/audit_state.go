@@ -1,0 +1,344 @@
+package compute
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/volattach/volattach"
+	"github.com/volattach/volattach/volume"
+)
+
+// pair is a (volume, instance) pair: what a mapping, an attachment and a
+// guest disk are about.
+type pair struct{ volume, instance string }
+
+// guestView is what the hypervisor says of one guest.
+type guestView struct {
+	disks []GuestDisk
+	// missing: the hypervisor has no such guest.
+	missing bool
+}
+
+// auditScope limits what an audit reads: the records of one volume and of
+// one instance, for the re-check a repair makes under its locks. The zero
+// scope reads everything.
+type auditScope struct {
+	volume, instance string
+	// exports asks for the backends' exports too.
+	exports bool
+}
+
+func (s auditScope) all() bool { return s.volume == "" && s.instance == "" }
+
+// auditState is the records, guests and exports an audit judges, read at
+// about one moment (findings are re-checked under locks before any repair).
+type auditState struct {
+	now   time.Time
+	grace time.Duration
+	// host is the compute host whose guests were read ("" for none).
+	host        string
+	ops         map[string]*Operation
+	unfinished  []*Operation
+	finished    []*Operation
+	mappings    map[pair]*BlockDeviceMapping
+	instances   map[string]*Instance
+	volumes     map[string]*volume.Volume
+	attachments map[string][]*volume.Attachment // by volume, as listed on it
+	guests      map[string]guestView
+	// instanceMappings lists, per instance, the volumes it has mappings of,
+	// when every mapping of the instance was read.
+	instanceMappings map[string][]string
+	exports          []volume.Export
+	exportsListed    bool
+	// fullScope: everything was read; otherwise only scopeInstance's
+	// mappings are all known.
+	fullScope     bool
+	scopeInstance string
+}
+
+// stale reports whether t is older than the grace period: a change that
+// recent may still be in the hands of a live API call.
+func (st *auditState) stale(t time.Time) bool { return st.now.Sub(t) >= st.grace }
+
+// load reads the state an audit needs within scope.
+func (r *Reconciler) load(ctx context.Context, scope auditScope) (*auditState, error) {
+	st := &auditState{
+		now: r.cfg.Clock(), grace: r.cfg.Grace, host: r.host,
+		ops: map[string]*Operation{}, mappings: map[pair]*BlockDeviceMapping{},
+		instances: map[string]*Instance{}, volumes: map[string]*volume.Volume{},
+		attachments: map[string][]*volume.Attachment{}, guests: map[string]guestView{},
+		instanceMappings: map[string][]string{},
+		fullScope:        scope.all(), scopeInstance: scope.instance,
+	}
+	store := r.cfg.Store
+	// Mappings first: they name the operations in progress.
+	ids, err := store.List(ctx, volattach.KindMapping, "", "", 0)
+	if err != nil {
+		return nil, fmt.Errorf("listing mappings: %w", err)
+	}
+	for _, id := range ids {
+		volumeID, instanceUUID, ok := strings.Cut(id, MappingIDSeparator)
+		if !ok || !scope.all() && volumeID != scope.volume && instanceUUID != scope.instance {
+			continue
+		}
+		m := &BlockDeviceMapping{VolumeID: volumeID, InstanceUUID: instanceUUID}
+		if err := getIfExists(ctx, store, m); err != nil {
+			return nil, err
+		} else if m.UUID == "" {
+			continue
+		}
+		st.mappings[pair{volumeID, instanceUUID}] = m
+		if scope.all() || instanceUUID == scope.instance {
+			st.instanceMappings[instanceUUID] = append(st.instanceMappings[instanceUUID], volumeID)
+		}
+	}
+	if err := r.loadOperations(ctx, st, scope); err != nil {
+		return nil, err
+	}
+	if err := r.loadInstances(ctx, st, scope); err != nil {
+		return nil, err
+	}
+	if err := r.loadVolumes(ctx, st, scope); err != nil {
+		return nil, err
+	}
+	r.loadGuests(ctx, st)
+	if (scope.all() || scope.exports) && r.repairer != nil {
+		st.exports, _, err = r.repairer.Exports(ctx)
+		if err != nil {
+			r.log.WithError(err).Warn("reconciler: listing the backends' exports failed; exports not audited")
+		} else {
+			st.exportsListed = true
+		}
+	}
+	return st, nil
+}
+
+// getIfExists reads rec; a missing record leaves it as it was and is not
+// an error.
+func getIfExists(ctx context.Context, store volattach.Store, rec volattach.Record) error {
+	err := store.Get(ctx, rec)
+	if errors.Is(err, volattach.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", rec.Key(), err)
+	}
+	return nil
+}
+
+// loadOperations reads every operation (all scope) or those the scoped
+// mappings name.
+func (r *Reconciler) loadOperations(ctx context.Context, st *auditState, scope auditScope) error {
+	var ids []string
+	if scope.all() {
+		var err error
+		if ids, err = r.cfg.Store.List(ctx, volattach.KindOperation, "", "", 0); err != nil {
+			return fmt.Errorf("listing operations: %w", err)
+		}
+	} else {
+		for _, m := range st.mappings {
+			if m.OperationID != "" {
+				ids = append(ids, m.OperationID)
+			}
+		}
+		slices.Sort(ids)
+	}
+	for _, id := range ids {
+		op := &Operation{ID: id}
+		if err := getIfExists(ctx, r.cfg.Store, op); err != nil {
+			return err
+		} else if op.Kind == "" {
+			continue
+		}
+		st.ops[id] = op
+		if op.Done() {
+			st.finished = append(st.finished, op)
+		} else {
+			st.unfinished = append(st.unfinished, op)
+		}
+	}
+	return nil
+}
+
+// loadInstances reads the instances the mappings name, and the scoped one.
+func (r *Reconciler) loadInstances(ctx context.Context, st *auditState, scope auditScope) error {
+	var ids []string
+	if scope.all() {
+		var err error
+		if ids, err = r.cfg.Store.List(ctx, volattach.KindInstance, "", "", 0); err != nil {
+			return fmt.Errorf("listing instances: %w", err)
+		}
+	} else {
+		for p := range st.mappings {
+			ids = append(ids, p.instance)
+		}
+		if scope.instance != "" {
+			ids = append(ids, scope.instance)
+		}
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+	}
+	for _, id := range ids {
+		inst := &Instance{UUID: id}
+		if err := getIfExists(ctx, r.cfg.Store, inst); err != nil {
+			return err
+		} else if inst.Revision() == 0 {
+			continue
+		}
+		st.instances[id] = inst
+	}
+	return nil
+}
+
+// loadVolumes reads the volumes (all, or those the scope and its mappings
+// name) and the attachments each lists.
+func (r *Reconciler) loadVolumes(ctx context.Context, st *auditState, scope auditScope) error {
+	var ids []string
+	if scope.all() {
+		var err error
+		if ids, err = r.cfg.Store.List(ctx, volattach.KindVolume, "", "", 0); err != nil {
+			return fmt.Errorf("listing volumes: %w", err)
+		}
+	} else {
+		for p := range st.mappings {
+			ids = append(ids, p.volume)
+		}
+		if scope.volume != "" {
+			ids = append(ids, scope.volume)
+		}
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+	}
+	for _, id := range ids {
+		v := &volume.Volume{ID: id}
+		if err := getIfExists(ctx, r.cfg.Store, v); err != nil {
+			return err
+		} else if v.Revision() == 0 {
+			continue
+		}
+		st.volumes[id] = v
+		for _, aid := range v.AttachmentIDs {
+			a := &volume.Attachment{ID: aid}
+			if err := getIfExists(ctx, r.cfg.Store, a); err != nil {
+				return err
+			} else if a.Revision() == 0 {
+				continue
+			}
+			st.attachments[id] = append(st.attachments[id], a)
+		}
+	}
+	return nil
+}
+
+// loadGuests asks the hypervisor for the volume disks of every instance on
+// this reconciler's host. A guest that cannot be read is left out (its
+// disks are not judged); the failure is logged.
+func (r *Reconciler) loadGuests(ctx context.Context, st *auditState) {
+	if r.driver == nil || r.host == "" {
+		return
+	}
+	for _, id := range sortedInstanceIDs(st.instances) {
+		inst := st.instances[id]
+		if inst.Host != r.host {
+			continue
+		}
+		disks, err := r.driver.VolumeDisks(ctx, id)
+		switch {
+		case errors.Is(err, ErrInstanceNotFound):
+			st.guests[id] = guestView{missing: true}
+		case err != nil:
+			r.log.WithError(err).WithField("instance_uuid", id).Warn("reconciler: reading the guest's disks failed; its disks are not audited")
+		default:
+			st.guests[id] = guestView{disks: disks}
+		}
+	}
+}
+
+func sortedInstanceIDs(m map[string]*Instance) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// busyPair reports whether an unfinished operation works on the pair.
+func (st *auditState) busyPair(p pair) bool {
+	if m := st.mappings[p]; m != nil && m.OperationID != "" {
+		if op := st.ops[m.OperationID]; op == nil || !op.Done() {
+			// A mapping naming an operation that cannot be read is left to
+			// that operation's resumption.
+			return true
+		}
+	}
+	for _, op := range st.unfinished {
+		if op.VolumeID == p.volume && op.InstanceUUID == p.instance {
+			return true
+		}
+	}
+	return false
+}
+
+// busyVolume reports whether an unfinished operation works on the volume.
+func (st *auditState) busyVolume(volumeID string) bool {
+	for p := range st.mappings {
+		if p.volume == volumeID && st.busyPair(p) {
+			return true
+		}
+	}
+	for _, op := range st.unfinished {
+		if op.VolumeID == volumeID {
+			return true
+		}
+	}
+	return false
+}
+
+// busyInstance reports whether an unfinished operation works on the
+// instance.
+func (st *auditState) busyInstance(instanceUUID string) bool {
+	for p := range st.mappings {
+		if p.instance == instanceUUID && st.busyPair(p) {
+			return true
+		}
+	}
+	for _, op := range st.unfinished {
+		if op.InstanceUUID == instanceUUID {
+			return true
+		}
+	}
+	return false
+}
+
+// guestDisk returns the guest's disk of the volume; known is false when the
+// guest's disks were not read (another host, or the read failed).
+func (st *auditState) guestDisk(instanceUUID, volumeID string) (disk *GuestDisk, known bool) {
+	g, ok := st.guests[instanceUUID]
+	if !ok || g.missing {
+		return nil, false
+	}
+	for i := range g.disks {
+		if g.disks[i].Serial == volumeID {
+			return &g.disks[i], true
+		}
+	}
+	return nil, true
+}
+
+// mappedInstances returns the instances holding a mapping of the volume,
+// sorted.
+func (st *auditState) mappedInstances(volumeID string) []string {
+	var out []string
+	for p := range st.mappings {
+		if p.volume == volumeID {
+			out = append(out, p.instance)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,99 @@
+package compute_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/volattach/volattach/compute"
+	"github.com/volattach/volattach/volume"
+)
+
+// reconcilerOption changes a reconciler's configuration.
+type reconcilerOption func(*compute.ReconcilerConfig)
+
+// apiSide makes the reconciler the API's: no host, no driver.
+func apiSide(c *compute.ReconcilerConfig) { c.Manager = nil }
+
+// newReconciler returns a host reconciler for the test host (with a
+// Manager sharing the env's configuration) whose clock runs an hour ahead,
+// so everything the test set up is past the grace period.
+func (e *env) newReconciler(opts ...reconcilerOption) *compute.Reconciler {
+	e.t.Helper()
+	m, err := compute.NewManager(e.mcfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg := compute.ReconcilerConfig{
+		Store: e.store, Locker: e.locker, Volumes: e.mcfg.Volumes, Queue: e.mcfg.Queue,
+		Repairer: e.volumes, Manager: m,
+		Clock: func() time.Time { return time.Now().Add(time.Hour) },
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	r, err := compute.NewReconciler(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// revision returns the store's current revision.
+func (e *env) revision() int64 {
+	e.t.Helper()
+	rev, err := e.raw.Revision(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return rev
+}
+
+// runOnce makes one reconcile pass and requires it to leave nothing.
+func (e *env) runOnce(r *compute.Reconciler) compute.Report {
+	e.t.Helper()
+	rep, err := r.RunOnce(ctxT(e.t))
+	if err != nil {
+		e.t.Fatalf("reconcile: %v\nreport: %+v", err, rep)
+	}
+	if len(rep.Left) > 0 {
+		e.t.Fatalf("left after reconciling: %v", rep.Left)
+	}
+	return rep
+}
+
+func TestReconcileHealthySystemWritesNothing(t *testing.T) {
+	e := newEnv(t)
+	i, v := e.instance(), e.volume()
+	e.attach(i, v)
+	e.volume() // an available one too
+	r := e.newReconciler()
+	before := e.revision()
+	rep := e.runOnce(r)
+	if len(rep.Findings) != 0 || len(rep.Repairs) != 0 || rep.Collected != 0 {
+		t.Fatalf("healthy system: %+v", rep)
+	}
+	if after := e.revision(); after != before {
+		t.Fatalf("a reconcile of a healthy system wrote: revision %d -> %d", before, after)
+	}
+}
+
+func TestReconcileDetachingWithoutOperation(t *testing.T) {
+	e := newEnv(t)
+	i, v := e.instance(), e.volume()
+	e.attach(i, v)
+	// The API stopped between begin_detaching and recording the operation.
+	if err := e.volumes.BeginDetaching(ctxT(t), v.ID); err != nil {
+		t.Fatal(err)
+	}
+	r := e.newReconciler()
+	rep := e.runOnce(r)
+	if len(rep.Findings) != 1 || rep.Findings[0].Kind != compute.FindingVolumeStuck {
+		t.Fatalf("findings %v", rep.Findings)
+	}
+	e.requireAttached(i, v, "/dev/vdb")
+	if st, _ := e.volumeState(v.ID); st != volume.StatusInUse {
+		t.Fatalf("status %s", st)
+	}
+	e.requireHistoryOnRows()
+}
