@@ -52,8 +52,9 @@ type Node struct {
 // server first unless cfg names an external cluster), the Store, Locker
 // and Queue under the key prefix, the enabled storage backends and the
 // volume.Service over them, the libvirt adapter (which connects on first
-// use), the compute API, and the host agent, which runs until Close. On
-// failure whatever was started is stopped again.
+// use), the compute API, and the host agent, which runs until Close (ctx
+// bounds the start only). On failure whatever was started is stopped
+// again.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := defaults(&cfg); err != nil {
 		return nil, err

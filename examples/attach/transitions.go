@@ -53,7 +53,7 @@ func (w *transitions) print(events <-chan etcd.WatchEvent) {
 
 // flushTimeout bounds how long the demo waits for the watch to deliver
 // what is already committed.
-const flushTimeout = 10 * time.Second
+const flushTimeout = 30 * time.Second
 
 // flush waits until every transition committed so far has been printed.
 func (w *transitions) flush(ctx context.Context) error {
