@@ -168,6 +168,8 @@ var DetachStepTable = fsm.New(DetachStepTableName, fsm.Definition[Step, StepEven
 		// shelved_offloaded: volume_api.detach and bdm.destroy() only.
 		{Event: EventDetachVolume, From: []Step{StepRequested}, To: StepDetached, Guards: []fsm.Guard[*Operation]{GuardOffloaded}},
 		// The driver detach failed: volume_api.roll_detaching, mapping kept.
-		{Event: EventRollDetaching, From: []Step{StepRequested}, To: StepRolledBack},
+		// Only on a host: a shelved_offloaded detach never ran
+		// begin_detaching, so there is nothing to roll back.
+		{Event: EventRollDetaching, From: []Step{StepRequested}, To: StepRolledBack, Guards: []fsm.Guard[*Operation]{GuardOnHost}},
 	},
 })
