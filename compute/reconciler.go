@@ -3,6 +3,7 @@ package compute
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -69,7 +70,9 @@ type ReconcilerConfig struct {
 	// may be in the hands of a live API call that holds no lock (default
 	// DefaultReconcileGrace). Operations whose agent died are taken again
 	// at once by their host's agent, whose queue claim lapsed with the
-	// dead agent's lease; the grace only delays the audit.
+	// dead agent's lease; the grace only delays the audit. A negative
+	// Grace judges everything at once (tests; an operator who knows no API
+	// call is running).
 	Grace time.Duration
 	// Retention is how long a finished operation's record is kept (its
 	// history entries are kept for ever); default DefaultRetention, and a
@@ -194,7 +197,11 @@ var (
 // maxRounds bounds the audit-and-repair rounds of one pass: a repair may
 // reveal the next problem (a rolled-back mapping leaves an export), so a
 // pass audits again after repairing, until nothing new is found.
-const maxRounds = 4
+// maxAttempts bounds the attempts at one repair that fails.
+const (
+	maxRounds   = 4
+	maxAttempts = 2
+)
 
 // RunOnce makes one pass: it audits, repairs every finding in repair order
 // (resuming unfinished operations first), audits again until nothing new
@@ -204,7 +211,13 @@ const maxRounds = 4
 func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 	var rep Report
 	var errs []error
-	tried := map[string]bool{}
+	failed := map[string]error{} // the last failure of each repair that failed
+	// done holds the findings repaired, or whose repair is not this
+	// reconciler's to make; a repair that failed is tried again in the
+	// next round (the failure may be transient: a lock held by a dead
+	// holder until its lease expires, a backend timeout).
+	done := map[string]bool{}
+	attempts := map[string]int{}
 	for round := 0; ; round++ {
 		findings, err := r.Audit(ctx)
 		if err != nil {
@@ -220,8 +233,7 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 		var todo []Finding
 		for _, f := range findings {
 			key := f.ID() + "|" + string(f.Action)
-			if f.Action != RepairNone && !tried[key] {
-				tried[key] = true
+			if f.Action != RepairNone && !done[key] && attempts[key] < maxAttempts {
 				todo = append(todo, f)
 			}
 		}
@@ -232,18 +244,28 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 			if err := ctx.Err(); err != nil {
 				return rep, errors.Join(append(errs, err)...)
 			}
+			key := f.ID() + "|" + string(f.Action)
+			attempts[key]++
 			did, err := r.Repair(ctx, f)
 			rep.Repairs = append(rep.Repairs, RepairResult{Finding: f, Did: did, Err: err})
 			log := r.log.WithField("finding", f.String())
 			switch {
 			case err == nil:
 				log.WithField("did", did).Info("reconciler: repaired")
-			case errors.Is(err, ErrNeedsHost) || errors.Is(err, ErrNotRepairable):
+			case notMine(err):
 				log.WithError(err).Info("reconciler: left for another")
 			default:
 				log.WithError(err).Warn("reconciler: repair failed")
-				errs = append(errs, err)
+				failed[f.ID()] = fmt.Errorf("%s: %w", f, err)
+				continue
 			}
+			delete(failed, f.ID())
+			done[key] = true
+		}
+	}
+	for _, f := range rep.Left {
+		if err, ok := failed[f.ID()]; ok {
+			errs = append(errs, err) // still there: the pass failed on it
 		}
 	}
 	n, err := r.collect(ctx)
@@ -252,6 +274,12 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 		errs = append(errs, err)
 	}
 	return rep, errors.Join(errs...)
+}
+
+// notMine reports whether a repair's error says the repair is not this
+// reconciler's to make (it is not a failure of the pass).
+func notMine(err error) bool {
+	return errors.Is(err, ErrNeedsHost) || errors.Is(err, ErrNotRepairable) || errors.Is(err, ErrNoVolumeRepairer)
 }
 
 // Audit reads the records, this host's guests and the backends' exports

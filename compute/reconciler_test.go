@@ -9,18 +9,22 @@ import (
 	"github.com/volattach/volattach/volume"
 )
 
-// reconcilerOption changes a reconciler's configuration.
-type reconcilerOption func(*compute.ReconcilerConfig)
+// recOption changes a reconciler's configuration.
+type recOption func(*compute.ReconcilerConfig)
 
-// apiSide makes the reconciler the API's: no host, no driver.
-func apiSide(c *compute.ReconcilerConfig) { c.Manager = nil }
+// recAPISide makes the reconciler the API's: no host, no driver.
+func recAPISide(c *compute.ReconcilerConfig) { c.Manager = nil }
 
-// newReconciler returns a host reconciler for the test host (with a
+// recNew returns a host reconciler for the test host (with a
 // Manager sharing the env's configuration) whose clock runs an hour ahead,
 // so everything the test set up is past the grace period.
-func (e *env) newReconciler(opts ...reconcilerOption) *compute.Reconciler {
+func (e *env) recNew(opts ...recOption) *compute.Reconciler {
 	e.t.Helper()
-	m, err := compute.NewManager(e.mcfg)
+	mcfg := e.mcfg
+	if mcfg.Host == "" {
+		mcfg.Host = testHost // an env without a running agent
+	}
+	m, err := compute.NewManager(mcfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -39,8 +43,8 @@ func (e *env) newReconciler(opts ...reconcilerOption) *compute.Reconciler {
 	return r
 }
 
-// revision returns the store's current revision.
-func (e *env) revision() int64 {
+// recRevision returns the store's current revision.
+func (e *env) recRevision() int64 {
 	e.t.Helper()
 	rev, err := e.raw.Revision(context.Background())
 	if err != nil {
@@ -49,8 +53,8 @@ func (e *env) revision() int64 {
 	return rev
 }
 
-// runOnce makes one reconcile pass and requires it to leave nothing.
-func (e *env) runOnce(r *compute.Reconciler) compute.Report {
+// recRunOnce makes one reconcile pass and requires it to leave nothing.
+func (e *env) recRunOnce(r *compute.Reconciler) compute.Report {
 	e.t.Helper()
 	rep, err := r.RunOnce(ctxT(e.t))
 	if err != nil {
@@ -67,13 +71,13 @@ func TestReconcileHealthySystemWritesNothing(t *testing.T) {
 	i, v := e.instance(), e.volume()
 	e.attach(i, v)
 	e.volume() // an available one too
-	r := e.newReconciler()
-	before := e.revision()
-	rep := e.runOnce(r)
+	r := e.recNew()
+	before := e.recRevision()
+	rep := e.recRunOnce(r)
 	if len(rep.Findings) != 0 || len(rep.Repairs) != 0 || rep.Collected != 0 {
 		t.Fatalf("healthy system: %+v", rep)
 	}
-	if after := e.revision(); after != before {
+	if after := e.recRevision(); after != before {
 		t.Fatalf("a reconcile of a healthy system wrote: revision %d -> %d", before, after)
 	}
 }
@@ -86,8 +90,8 @@ func TestReconcileDetachingWithoutOperation(t *testing.T) {
 	if err := e.volumes.BeginDetaching(ctxT(t), v.ID); err != nil {
 		t.Fatal(err)
 	}
-	r := e.newReconciler()
-	rep := e.runOnce(r)
+	r := e.recNew()
+	rep := e.recRunOnce(r)
 	if len(rep.Findings) != 1 || rep.Findings[0].Kind != compute.FindingVolumeStuck {
 		t.Fatalf("findings %v", rep.Findings)
 	}
