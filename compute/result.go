@@ -92,6 +92,7 @@ var exceptionsByName = func() map[string]*Exception {
 		ErrMultiattachNotSupportedOldMicroversion, ErrMultiattachToShelvedNotSupported,
 		ErrVolumeTaggedAttachToShelvedNotSupported, ErrServiceUnavailable, ErrComputeServiceUnavailable,
 		ErrInvalidUUID, ErrDeviceDetachFailed, ErrOperationTimedOut,
+		ErrUnsupportedVolumeDriver, ErrInvalidConnectionInfo,
 	} {
 		m[e.Name] = e
 	}

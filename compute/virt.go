@@ -2,7 +2,7 @@ package compute
 
 import (
 	"context"
-	"errors"
+	"net/http"
 
 	"github.com/volattach/volattach/volume"
 )
@@ -92,12 +92,15 @@ type VolumeDriver interface {
 // A hypervisor reports a missing guest with ErrInstanceNotFound and a guest
 // that never releases a disk with ErrDeviceDetachFailed (errors.go: upstream
 // raises the same InstanceNotFound and DeviceDetachFailed classes from its
-// virt drivers).
+// virt drivers). The two below are classes too, so a failure a host agent
+// persisted comes back to the API caller with its class intact.
 var (
 	// ErrUnsupportedVolumeDriver: no protocol driver for the
-	// connection's driver_volume_type (upstream VolumeDriverNotFound).
-	ErrUnsupportedVolumeDriver = errors.New("compute: unsupported driver_volume_type")
+	// connection's driver_volume_type (upstream VolumeDriverNotFound). The
+	// volume side handed out a connection this host cannot use: a server
+	// fault, 500.
+	ErrUnsupportedVolumeDriver = &Exception{Name: "VolumeDriverNotFound", Code: http.StatusInternalServerError}
 	// ErrInvalidConnectionInfo: connection_info lacks what its protocol
-	// driver needs.
-	ErrInvalidConnectionInfo = errors.New("compute: invalid connection_info")
+	// driver needs, or a value is malformed (a server fault, 500).
+	ErrInvalidConnectionInfo = &Exception{Name: "InvalidConnectionInfo", Code: http.StatusInternalServerError}
 )

@@ -28,7 +28,7 @@ type ProtocolDriver interface {
 func (a *Adapter) ProtocolDriver(driverVolumeType string) (ProtocolDriver, error) {
 	d, ok := a.drivers[driverVolumeType]
 	if !ok {
-		return nil, fmt.Errorf("%w: %q", compute.ErrUnsupportedVolumeDriver, driverVolumeType)
+		return nil, fmt.Errorf("%w: no driver for driver_volume_type %q", compute.ErrUnsupportedVolumeDriver, driverVolumeType)
 	}
 	return d, nil
 }

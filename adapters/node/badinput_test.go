@@ -41,8 +41,9 @@ func (r *rewriting) InitializeConnection(ctx context.Context, v volume.Volume, c
 
 // TestAttachBadConnectionInfo: a backend that hands the host a
 // driver_volume_type it has no driver for, or connection_info its driver
-// cannot use, fails the attach with the driver's error (kept on the
-// compute error the API returns) and leaves nothing behind: the attach
+// cannot use, fails the attach with the driver's error class
+// (VolumeDriverNotFound, InvalidConnectionInfo: kept across the host queue
+// on the compute error the API returns) and leaves nothing behind: the attach
 // rolls back to an available volume with no attachment, no mapping, no
 // disk in the guest and no libvirt secret.
 func TestAttachBadConnectionInfo(t *testing.T) {
@@ -53,7 +54,7 @@ func TestAttachBadConnectionInfo(t *testing.T) {
 		want string // the cause the error must name
 	}{
 		{"unknown driver_volume_type", func(i *volume.ConnectionInfo) { i.DriverVolumeType = "fibre_channel" },
-			compute.ErrUnsupportedVolumeDriver.Error()},
+			compute.ErrUnsupportedVolumeDriver.Error() + `: no driver for driver_volume_type "fibre_channel"`},
 		{"file without a path", func(i *volume.ConnectionInfo) { delete(i.Data, volume.DataPath) },
 			compute.ErrInvalidConnectionInfo.Error() + `: file connection_info field "device_path"`},
 		{"iscsi portal without a port", func(i *volume.ConnectionInfo) {
@@ -88,6 +89,13 @@ func TestAttachBadConnectionInfo(t *testing.T) {
 			var ce *compute.Error
 			if !errors.As(err, &ce) {
 				t.Fatalf("attach: %v (%T), want a *compute.Error", err, err)
+			}
+			class := compute.ErrInvalidConnectionInfo
+			if i == 0 {
+				class = compute.ErrUnsupportedVolumeDriver
+			}
+			if !errors.Is(err, class) {
+				t.Fatalf("attach: %v; want class %s", err, class.Name)
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("attach: %v; want it to name %q", err, tc.want)
