@@ -137,10 +137,11 @@ func (x *repair) run(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("compute: no repair for action %q", x.f.Action)
 }
 
-// onThisHost reports whether the instance's guest is this reconciler's to
-// touch; verifiable reports whether the guest's disks are known: on this
-// host, or there is no guest at all (no instance record, or a
-// shelved_offloaded instance).
+// guestAccess says whether the instance's guest is this reconciler's to
+// touch (onThisHost: its disks were read here), and whether what the guest
+// holds is known (verifiable): read here, or there is no guest at all (no
+// instance record, a shelved_offloaded instance, or no such guest on this
+// host).
 func (x *repair) guestAccess(instanceUUID string) (onThisHost, verifiable bool) {
 	inst := x.st.instances[instanceUUID]
 	if inst == nil || inst.Host == "" {
@@ -149,8 +150,14 @@ func (x *repair) guestAccess(instanceUUID string) (onThisHost, verifiable bool) 
 	if inst.Host != x.r.host || x.r.driver == nil {
 		return false, false
 	}
-	_, known := x.st.guestDisk(instanceUUID, x.f.VolumeID)
-	return known, known
+	g, read := x.st.guests[instanceUUID]
+	switch {
+	case !read:
+		return false, false // the guest's disks could not be read
+	case g.missing:
+		return false, true // no guest on this host: no disk to remove
+	}
+	return true, true
 }
 
 // connectionFor finds connection_info to detach the volume's disk with: the

@@ -6,7 +6,7 @@
 //	go run ./examples/repair -etcd http://127.0.0.1:2379 [-prefix /volattach/v1/] [-fix]
 //	    [-cacert CA -cert CERT -key KEY -user NAME]            (password: $VOLATTACH_ETCD_PASSWORD)
 //	    [-file-dir DIR] [-iscsi-dir DIR -iscsi-state DIR] [-nbd-dir DIR -nbd-state DIR]
-//	    [-host NAME [-libvirt qemu:///system]] [-grace 2m]
+//	    [-host NAME [-libvirt qemu:///system] [-libvirt-state DIR] [-initiator-file FILE]] [-grace 2m]
 //
 // Without -fix it is a dry run: it reads and writes nothing. The storage
 // backends named by their directories let it list their exports and act on
@@ -67,6 +67,7 @@ type options struct {
 	iscsiDir, iscsiState, iscsiPrefix string
 	nbdDir, nbdState                  string
 	host, libvirtURI                  string
+	libvirtState, initiatorFile       string
 	grace, timeout                    time.Duration
 	fix, verbose                      bool
 }
@@ -89,6 +90,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.nbdState, "nbd-state", "", "state directory of the NBD backend (export records)")
 	fs.StringVar(&o.host, "host", "", "compute host whose guests to audit (with -libvirt) and whose operations to resume")
 	fs.StringVar(&o.libvirtURI, "libvirt", "", "libvirt URI of -host's hypervisor, e.g. "+libvirt.DefaultURI+" (default: guests not audited)")
+	fs.StringVar(&o.libvirtState, "libvirt-state", libvirt.DefaultStateDir, "the host agent's libvirt state directory (its generated iSCSI initiator name)")
+	fs.StringVar(&o.initiatorFile, "initiator-file", libvirt.DefaultInitiatorFile, "the host's open-iscsi initiator name file (\"\": none)")
 	fs.DurationVar(&o.grace, "grace", compute.DefaultReconcileGrace, "leave alone what changed more recently than this (a live request may own it)")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
 	fs.BoolVar(&o.fix, "fix", false, "repair what is found (default: dry run, nothing is changed)")
@@ -269,7 +272,10 @@ func connect(ctx context.Context, o options, log logrus.FieldLogger) (*deploymen
 		Host: o.host, Grace: grace, Log: log,
 	}
 	if o.libvirtURI != "" {
-		virt, err := libvirt.New(libvirt.WithURI(o.libvirtURI), libvirt.WithHost(o.host), libvirt.WithLogger(log))
+		// The same connector as the host's agent: a connection the repair
+		// initialises again is then the one the agent would make.
+		virt, err := libvirt.New(libvirt.WithURI(o.libvirtURI), libvirt.WithHost(o.host), libvirt.WithLogger(log),
+			libvirt.WithStateDir(o.libvirtState), libvirt.WithInitiatorFile(o.initiatorFile))
 		if err != nil {
 			d.close()
 			return nil, err
