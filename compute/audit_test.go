@@ -3,6 +3,7 @@ package compute_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -65,10 +66,22 @@ func (e *env) recPut(puts []volattach.Record, deletes ...volattach.Record) {
 }
 
 // recRequireClean checks the invariants a reconcile must leave, over every
-// record of the test.
+// record of the test, and that the history followed the tables.
 func (e *env) recRequireClean() {
 	e.t.Helper()
+	for _, v := range e.recViolations() {
+		e.t.Error(v)
+	}
+	e.requireHistoryOnRows()
+	e.recRequireVolumeHistoryOnRows()
+}
+
+// recViolations lists the broken invariants, over every record of the test.
+func (e *env) recViolations() []string {
+	e.t.Helper()
 	ctx := ctxT(e.t)
+	var out []string
+	errorf := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
 	vids, err := e.raw.List(ctx, volattach.KindVolume, "", "", 0)
 	if err != nil {
 		e.t.Fatal(err)
@@ -92,21 +105,21 @@ func (e *env) recRequireClean() {
 				// Every attached attachment has a mapping naming it.
 				m := e.mapping(a.InstanceUUID, id)
 				if m == nil || m.AttachmentID != a.ID {
-					e.t.Errorf("attached attachment %s of %s has no mapping naming it: %+v", a.ID, id, m)
+					errorf("attached attachment %s of %s has no mapping naming it: %+v", a.ID, id, m)
 				}
 			}
 		}
 		// A volume is in-use exactly when it has an attached attachment.
 		if (v.Status == volume.StatusInUse) != attached {
-			e.t.Errorf("volume %s is %s; attached attachment: %v", id, v.Status, attached)
+			errorf("volume %s is %s; attached attachment: %v", id, v.Status, attached)
 		}
 		// A volume is available exactly when it has no active attachment.
 		if (v.Status == volume.StatusAvailable) != (active == 0) {
-			e.t.Errorf("volume %s is %s with %d active attachments", id, v.Status, active)
+			errorf("volume %s is %s with %d active attachments", id, v.Status, active)
 		}
 		// After reconciling nothing is attaching, detaching or reserved.
 		if v.Status == volume.StatusAttaching || v.Status == volume.StatusDetaching || v.Status == volume.StatusReserved {
-			e.t.Errorf("volume %s left %s", id, v.Status)
+			errorf("volume %s left %s", id, v.Status)
 		}
 	}
 	mids, err := e.raw.List(ctx, volattach.KindMapping, "", "", 0)
@@ -122,21 +135,21 @@ func (e *env) recRequireClean() {
 		}
 		mapped[mid] = true
 		if m.OperationID != "" {
-			e.t.Errorf("mapping %s still names operation %s", mid, m.OperationID)
+			errorf("mapping %s still names operation %s", mid, m.OperationID)
 		}
 		att, err := e.volumes.GetAttachment(ctx, m.AttachmentID)
 		if err != nil || att.AttachStatus != volume.AttachAttached || att.InstanceUUID != m.InstanceUUID {
-			e.t.Errorf("mapping %s names attachment %q: %+v %v", mid, m.AttachmentID, att, err)
+			errorf("mapping %s names attachment %q: %+v %v", mid, m.AttachmentID, att, err)
 		}
 		inst := e.reload(&compute.Instance{UUID: m.InstanceUUID})
 		if inst.Host != "" {
 			// Every attached mapping has connection_info and its disk.
 			if m.ConnectionInfo == nil || !e.recHasDisk(m.InstanceUUID, m.VolumeID) {
-				e.t.Errorf("mapping %s: connection_info %v, disk in guest %v", mid, m.ConnectionInfo, e.recHasDisk(m.InstanceUUID, m.VolumeID))
+				errorf("mapping %s: connection_info %v, disk in guest %v", mid, m.ConnectionInfo, e.recHasDisk(m.InstanceUUID, m.VolumeID))
 			}
 		}
 		if inst.BlockDevices[m.VolumeID] != m.DeviceName {
-			e.t.Errorf("instance %s index %v lacks %s at %s", inst.UUID, inst.BlockDevices, m.VolumeID, m.DeviceName)
+			errorf("instance %s index %v lacks %s at %s", inst.UUID, inst.BlockDevices, m.VolumeID, m.DeviceName)
 		}
 	}
 	iids, err := e.raw.List(ctx, volattach.KindInstance, "", "", 0)
@@ -147,7 +160,7 @@ func (e *env) recRequireClean() {
 		// Every guest disk that came from a volume has a mapping.
 		for _, d := range e.driver.Disks(iid) {
 			if !mapped[compute.MappingID(d.Serial, iid)] {
-				e.t.Errorf("guest %s has disk %s of %s with no mapping", iid, d.DeviceName, d.Serial)
+				errorf("guest %s has disk %s of %s with no mapping", iid, d.DeviceName, d.Serial)
 			}
 		}
 	}
@@ -158,11 +171,10 @@ func (e *env) recRequireClean() {
 	for _, oid := range oids {
 		// Every operation is either completed or fully undone.
 		if op, err := e.api.Operation(ctx, oid); err != nil || !op.Done() {
-			e.t.Errorf("operation %s not ended: %+v %v", oid, op, err)
+			errorf("operation %s not ended: %+v %v", oid, op, err)
 		}
 	}
-	e.requireHistoryOnRows()
-	e.recRequireVolumeHistoryOnRows()
+	return out
 }
 
 func cutMappingID(id string) (volumeID, instanceUUID string, ok bool) {
