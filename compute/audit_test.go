@@ -644,3 +644,27 @@ func (e *env) recAwaitStatus(id string, want volume.Status) {
 		time.Sleep(5 * time.Millisecond) // polling with a deadline
 	}
 }
+
+func TestAuditAttachmentIncompleteNeverConnectedRollsBack(t *testing.T) {
+	e := newEnv(t)
+	i, v := e.instance(), e.volume()
+	att, err := e.volumes.AttachmentCreate(ctxT(t), v.ID, i.UUID, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A mapping on a host that names a reserved attachment and was never
+	// connected: nothing completes it.
+	m := &compute.BlockDeviceMapping{UUID: volume.NewUUID(), InstanceUUID: i.UUID, VolumeID: v.ID, SourceType: compute.SourceVolume,
+		DestinationType: compute.DestinationVolume, DeviceName: "/dev/vdb", AttachmentID: att.ID}
+	fresh := e.reload(i)
+	fresh.BlockDevices = map[string]string{v.ID: "/dev/vdb"}
+	e.recPut([]volattach.Record{fresh, m})
+	r := e.recNew()
+	fs := e.recRequireFound(r, compute.FindingAttachmentIncomplete)
+	if fs[0].Action != compute.RepairRollBackMapping {
+		t.Fatalf("finding %v", fs[0])
+	}
+	e.recRunOnce(r)
+	e.requireDetached(i, v)
+	e.recRequireClean()
+}
