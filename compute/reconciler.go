@@ -85,11 +85,11 @@ type ReconcilerConfig struct {
 
 // Reconciler finishes or undoes what stopped half-way and repairs drift
 // between the records, the guests and the storage exports (DESIGN section
-// 4). One runs in every host agent (with its Manager) and one beside the
-// API and volume side; several may run at once: every repair re-checks its
-// finding under the instance lock (then the volume lock, inside the volume
-// side), so two reconcilers never undo each other's work, and a repair
-// already made by another is found resolved.
+// 4). An embedder runs one in every host agent (with its Manager) and one
+// beside the API and volume side; several may run at once: every repair
+// re-checks its finding under the instance lock (then the volume lock,
+// inside the volume side), so two reconcilers never undo each other's
+// work, and a repair already made by another is found resolved.
 //
 // Per-entity locks rather than a leader elected through etcd: the locks are
 // needed anyway against the live API and agents (a leader would still race
