@@ -52,6 +52,22 @@ type Config struct {
 	// Notifier receives the volume and compute notifications; nil drops
 	// them (they are also visible as history on the etcd watch).
 	Notifier volattach.Notifier
+	// Reconcile configures the node's reconciler (docs/repair.md).
+	Reconcile ReconcileConfig
+}
+
+// ReconcileConfig configures the reconciler a node runs beside its host
+// agent: a pass at start-up, then every Interval, resuming or undoing
+// unfinished operations and repairing drift between the records, this
+// host's guests and the exports.
+type ReconcileConfig struct {
+	// Disabled turns the reconciler off (an embedder that runs its own).
+	Disabled bool
+	// Interval between passes; default compute.DefaultReconcileInterval.
+	Interval time.Duration
+	// Grace before the audit judges a young operation or volume; default
+	// compute.DefaultReconcileGrace.
+	Grace time.Duration
 }
 
 // EtcdConfig says which etcd the node uses: an embedded single-member

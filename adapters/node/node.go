@@ -40,9 +40,12 @@ type Node struct {
 	virt    *libvirt.Adapter
 	api     *compute.API
 
+	reconciler *compute.Reconciler
+
 	stopAgent context.CancelFunc
 	agentDone chan struct{}
 	agentErr  error
+	reconDone chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -52,8 +55,8 @@ type Node struct {
 // server first unless cfg names an external cluster), the Store, Locker
 // and Queue under the key prefix, the enabled storage backends and the
 // volume.Service over them, the libvirt adapter (which connects on first
-// use), the compute API, and the host agent, which runs until Close (ctx
-// bounds the start only). On failure whatever was started is stopped
+// use), the compute API, and the host agent and its reconciler, which run
+// until Close (ctx bounds the start only). On failure whatever was started is stopped
 // again.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := defaults(&cfg); err != nil {
@@ -150,12 +153,29 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node: host agent: %w", err)
 	}
+	if !cfg.Reconcile.Disabled {
+		n.reconciler, err = compute.NewReconciler(compute.ReconcilerConfig{
+			Store: n.store, Locker: n.locker, Volumes: n.volumes, Queue: n.queue,
+			Manager: agent, API: n.api, Interval: cfg.Reconcile.Interval, Grace: cfg.Reconcile.Grace,
+			Notifier: cfg.Notifier, Log: n.log,
+		})
+		if err != nil {
+			return fmt.Errorf("node: reconciler: %w", err)
+		}
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.stopAgent, n.agentDone = cancel, make(chan struct{})
 	go func() {
 		defer close(n.agentDone)
 		n.agentErr = agent.Run(runCtx)
 	}()
+	if n.reconciler != nil {
+		n.reconDone = make(chan struct{})
+		go func() {
+			defer close(n.reconDone)
+			n.reconciler.Run(runCtx) // its passes log their own errors
+		}()
+	}
 	return nil
 }
 
@@ -245,6 +265,13 @@ func (n *Node) close(ctx context.Context) error {
 		case <-ctx.Done():
 			add("host agent", fmt.Errorf("still stopping: %w", ctx.Err()))
 		}
+		if n.reconDone != nil {
+			select {
+			case <-n.reconDone:
+			case <-ctx.Done():
+				add("reconciler", fmt.Errorf("still stopping: %w", ctx.Err()))
+			}
+		}
 	}
 	if n.nbd != nil {
 		add("nbd backend", n.nbd.Close(ctx))
@@ -299,6 +326,11 @@ func (n *Node) Compute() *compute.API { return n.api }
 
 // Libvirt returns the hypervisor adapter.
 func (n *Node) Libvirt() *libvirt.Adapter { return n.virt }
+
+// Reconciler returns the node's reconciler, or nil when
+// Config.Reconcile.Disabled. Trigger asks it for a pass at once; RunOnce
+// runs one and reports.
+func (n *Node) Reconciler() *compute.Reconciler { return n.reconciler }
 
 // FileBackend returns the file backend, or nil when not enabled.
 func (n *Node) FileBackend() *file.Backend { return n.file }
