@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -67,11 +66,7 @@ func NewAPI(cfg APIConfig) (*API, error) {
 	if cfg.Notifier == nil {
 		cfg.Notifier = volattach.Discard
 	}
-	if cfg.Log == nil {
-		quiet := logrus.New()
-		quiet.Out = io.Discard
-		cfg.Log = quiet
-	}
+	cfg.Log = volattach.LoggerOrDiscard(cfg.Log)
 	if cfg.Namer == nil {
 		cfg.Namer = &DeviceNamer{MaxDisks: -1}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -63,11 +62,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if cfg.Notifier == nil {
 		cfg.Notifier = volattach.Discard
 	}
-	if cfg.Log == nil {
-		quiet := logrus.New()
-		quiet.Out = io.Discard
-		cfg.Log = quiet
-	}
+	cfg.Log = volattach.LoggerOrDiscard(cfg.Log)
 	if cfg.Workers <= 0 {
 		cfg.Workers = 16
 	}

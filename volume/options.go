@@ -1,7 +1,6 @@
 package volume
 
 import (
-	"io"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -49,9 +48,3 @@ func WithConflictRetries(n int) Option { return func(svc *Service) { svc.retries
 // WithUnlockTimeout bounds the release of the volume lock, which runs even
 // when the caller's context is done. Default 10s.
 func WithUnlockTimeout(d time.Duration) Option { return func(svc *Service) { svc.unlockTimeout = d } }
-
-func discardLogger() logrus.FieldLogger {
-	l := logrus.New()
-	l.Out = io.Discard
-	return l
-}

@@ -50,7 +50,7 @@ func NewService(opts ...Option) (*Service, error) {
 	s := &Service{
 		backends:      map[string]Backend{},
 		notifier:      volattach.Discard,
-		log:           discardLogger(),
+		log:           volattach.LoggerOrDiscard(nil),
 		now:           time.Now,
 		newID:         NewUUID,
 		retries:       5,

@@ -1,11 +1,12 @@
 package etcd
 
 import (
-	"io"
 	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/volattach/volattach"
 )
 
 // DefaultPrefix is the key prefix every record, history entry, lock and
@@ -28,9 +29,7 @@ type options struct {
 }
 
 func newOptions(opts []Option) options {
-	quiet := logrus.New()
-	quiet.Out = io.Discard
-	o := options{prefix: DefaultPrefix, log: quiet, sessionTTL: DefaultSessionTTL, now: time.Now}
+	o := options{prefix: DefaultPrefix, log: volattach.LoggerOrDiscard(nil), sessionTTL: DefaultSessionTTL, now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 
@@ -94,11 +93,7 @@ func defaults(cfg *Config) error {
 	if cfg.AvailabilityZone == "" {
 		cfg.AvailabilityZone = DefaultAvailabilityZone
 	}
-	if cfg.Log == nil {
-		quiet := logrus.New()
-		quiet.Out = io.Discard
-		cfg.Log = quiet
-	}
+	cfg.Log = volattach.LoggerOrDiscard(cfg.Log)
 	if cfg.Notifier == nil {
 		cfg.Notifier = volattach.Discard
 	}

@@ -2,12 +2,12 @@ package file
 
 import (
 	"fmt"
-	"io"
 	"path/filepath"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/volattach/volattach"
 	"github.com/volattach/volattach/adapters/storage"
 	"github.com/volattach/volattach/adapters/storage/internal/command"
 	"github.com/volattach/volattach/adapters/storage/internal/statefile"
@@ -71,12 +71,7 @@ func New(cfg Config) (*Backend, error) {
 	if err := statefile.EnsureDirMode(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("%w: file: %v", storage.ErrInvalidConfig, err)
 	}
-	log := cfg.Log
-	if log == nil {
-		l := logrus.New()
-		l.Out = io.Discard
-		log = l
-	}
+	log := volattach.LoggerOrDiscard(cfg.Log)
 	log = log.WithField("backend", BackendName)
 	prog := cfg.QemuImg
 	if prog == "" {

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net"
 	"path/filepath"
 	"regexp"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/volattach/volattach"
 	"github.com/volattach/volattach/adapters/storage"
 	"github.com/volattach/volattach/adapters/storage/file"
 	"github.com/volattach/volattach/adapters/storage/internal/command"
@@ -98,12 +98,7 @@ func New(cfg Config) (*Backend, error) {
 	if _, _, err := net.SplitHostPort(portal); err != nil {
 		return nil, fmt.Errorf("%w: iscsi: Portal %q: %v", storage.ErrInvalidConfig, portal, err)
 	}
-	log := cfg.Log
-	if log == nil {
-		l := logrus.New()
-		l.Out = io.Discard
-		log = l
-	}
+	log := volattach.LoggerOrDiscard(cfg.Log)
 	files, err := file.New(file.Config{
 		Dir: cfg.Dir, DefaultFormat: file.FormatRaw, QemuImg: cfg.QemuImg,
 		CommandTimeout: cfg.CommandTimeout, Log: log,

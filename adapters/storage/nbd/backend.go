@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"path/filepath"
 	"sync"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/volattach/volattach"
 	"github.com/volattach/volattach/adapters/storage"
 	"github.com/volattach/volattach/adapters/storage/file"
 	"github.com/volattach/volattach/adapters/storage/internal/command"
@@ -142,12 +142,7 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.QemuNBD == "" {
 		cfg.QemuNBD = "qemu-nbd"
 	}
-	log := cfg.Log
-	if log == nil {
-		l := logrus.New()
-		l.Out = io.Discard
-		log = l
-	}
+	log := volattach.LoggerOrDiscard(cfg.Log)
 	files, err := file.New(file.Config{
 		Dir: cfg.Dir, DefaultFormat: cfg.DefaultFormat, QemuImg: cfg.QemuImg,
 		CommandTimeout: cfg.CommandTimeout, Log: log,
