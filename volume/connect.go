@@ -135,8 +135,10 @@ func exportInUse(st *state, self *Attachment) bool {
 
 // TerminateConnection revokes the host's access (upstream
 // os-terminate_connection), then unreserves the volume as upstream does (an
-// attaching volume takes its derived status; otherwise nothing changes). A
-// backend failure is a VolumeBackendAPIException (500) and changes nothing.
+// attaching volume takes its derived status; otherwise nothing changes),
+// and removes the export when the volume ends available with no attachment
+// using it (a rolled-back attach). A backend failure is a
+// VolumeBackendAPIException (500).
 func (s *Service) TerminateConnection(ctx context.Context, volumeID string, connector Connector) error {
 	if err := connector.Validate(); err != nil {
 		return err
@@ -168,7 +170,20 @@ func (s *Service) TerminateConnection(ctx context.Context, volumeID string, conn
 			s.logger(ctx, "terminate_connection", volumeID).WithError(err).Error("terminate volume connection failed")
 			return backendError(err, "volume %s: terminate volume connection failed", volumeID)
 		}
-		_, err = s.apply(ctx, lk, volumeID, "terminate_connection", unreserve)
-		return err
+		st, err = s.apply(ctx, lk, volumeID, "terminate_connection", unreserve)
+		if err != nil {
+			return err
+		}
+		// An attach that rolled back (the volume is available again and no
+		// attachment uses the export) leaves no export behind. Upstream
+		// leaves it until the volume is deleted; a failure here is the
+		// caller's to retry (this call is idempotent), and the reconciler
+		// removes an export no attachment uses in any case.
+		if st.vol.Status == StatusAvailable && !exportInUse(st, nil) {
+			if err := b.RemoveExport(ctx, *st.vol); err != nil {
+				return backendError(err, "volume %s: remove export after terminate_connection", volumeID)
+			}
+		}
+		return nil
 	})
 }
