@@ -18,7 +18,8 @@ import (
 //     admin (InstanceIsLocked 409), one of the 7 vm_states with task_state
 //     None and launched (InstanceInvalidState 409);
 //  3. the volume exists (VolumeNotFound 404) and is mapped to the instance
-//     (VolumeBDMNotFound 404); a detach of it already running is joined;
+//     (VolumeBDMNotFound 404); a detach of it already running is joined,
+//     an attach of it still running refused (InvalidVolume 400);
 //  4. it is not the root device (VolumeBDMIsRoot 400);
 //  5. the instance's compute service is up (ComputeServiceUnavailable 409);
 //  6. begin_detaching on the volume side (InvalidVolume 400).
@@ -52,6 +53,16 @@ func (a *API) DetachVolume(ctx context.Context, req DetachRequest) error {
 	if m.OperationID != "" {
 		if v, err := a.join(ctx, m, OperationDetach, req.Async); v != nil || err != nil {
 			return err
+		}
+		// The volume is still being attached (upstream: begin_detaching
+		// refuses a volume that is not in-use): never run a detach beside
+		// the attach, whose operation the mapping names.
+		switch op, err := a.Operation(ctx, m.OperationID); {
+		case errors.Is(err, volattach.ErrNotFound):
+		case err != nil:
+			return err
+		case op.Kind == OperationAttach && !op.Done():
+			return Raise(ErrInvalidVolume, "volume %s: attach %s to instance %s still in progress", req.VolumeID, op.ID, req.InstanceUUID)
 		}
 	}
 	// upstream VolumeAttachmentController.delete: "Cannot detach a root device volume".
