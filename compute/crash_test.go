@@ -367,30 +367,49 @@ func parentStdout(ppid int) *os.File {
 // exports), faults shared by all of them, and the compute process now
 // running (API and host agent on an etcd connection of their own).
 type world struct {
-	t       testing.TB
-	prefix  string
-	admin   *clientv3.Client
-	raw     *etcd.Store
-	locker  *etcd.Locker
-	faults  *fake.Faults
-	driver  *fake.Driver
-	backend *memBackend
-	volumes *volume.Service
-	vapi    *fake.VolumeAPI
-	proc    *proc
-	closed  bool
+	t         tb
+	endpoints []string
+	prefix    string
+	admin     *clientv3.Client
+	raw       *etcd.Store
+	locker    *etcd.Locker
+	faults    *fake.Faults
+	driver    *fake.Driver
+	backend   *memBackend
+	volumes   *volume.Service
+	vapi      *fake.VolumeAPI
+	proc      *proc
+	closed    bool
 }
 
 // sessionTTL is the lease TTL of every process's locks and queue claims. A
 // crash revokes the dead process's leases, so nothing waits for it.
 const sessionTTL = 5 * time.Second
 
+// tb is what a world reports failures to: a *testing.T, or a *rapid.T
+// inside a property check.
+type tb interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Fatal(args ...any)
+}
+
 // newWorld builds a world under prefix and starts its first compute
-// process. It is closed when t ends (or by close).
+// process. It is closed when t ends.
 func newWorld(t testing.TB, prefix string) *world {
 	t.Helper()
-	w := &world{t: t, prefix: prefix, faults: fake.NewFaults(), backend: newMemBackend()}
-	w.admin = newClient(t)
+	w := openWorld(t, etcdtest.Endpoints(t), prefix)
+	t.Cleanup(w.close)
+	return w
+}
+
+// openWorld builds a world under prefix on the etcd at endpoints and
+// starts its first compute process. The caller closes it.
+func openWorld(t tb, endpoints []string, prefix string) *world {
+	t.Helper()
+	w := &world{t: t, endpoints: endpoints, prefix: prefix, faults: fake.NewFaults(), backend: newMemBackend()}
+	w.admin = newClient(t, endpoints)
 	w.raw = etcd.NewStore(w.admin, etcd.WithPrefix(prefix))
 	w.locker = etcd.NewLocker(w.admin, etcd.WithPrefix(prefix), etcd.WithSessionTTL(sessionTTL))
 	var err error
@@ -401,7 +420,6 @@ func newWorld(t testing.TB, prefix string) *world {
 	w.vapi = &fake.VolumeAPI{VolumeAPI: w.volumes, Faults: w.faults}
 	w.driver = fake.NewDriver(testHost, w.faults)
 	w.proc = w.start()
-	t.Cleanup(w.close)
 	return w
 }
 
@@ -418,12 +436,12 @@ func (w *world) close() {
 	w.admin.Close()
 }
 
-// newClient connects to the shared etcd server.
-func newClient(t testing.TB) *clientv3.Client {
+// newClient connects to the etcd at endpoints.
+func newClient(t tb, endpoints []string) *clientv3.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), etcdtest.StartTimeout)
 	defer cancel()
-	cli, err := etcd.NewClient(ctx, etcd.ClientConfig{Endpoints: etcdtest.Endpoints(t), DialTimeout: etcdtest.StartTimeout})
+	cli, err := etcd.NewClient(ctx, etcd.ClientConfig{Endpoints: endpoints, DialTimeout: etcdtest.StartTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +467,7 @@ type proc struct {
 // start starts a compute process: its API, and its agent running.
 func (w *world) start() *proc {
 	w.t.Helper()
-	p := &proc{w: w, cli: newClient(w.t)}
+	p := &proc{w: w, cli: newClient(w.t, w.endpoints)}
 	p.conn = cutOnCrash(p.cli)
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.hook = &crashHook{dead: p.ctx.Done()}
@@ -874,4 +892,41 @@ func (b *memBackend) ListExports(context.Context) ([]string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return slices.Sorted(maps.Keys(b.exports)), nil
+}
+
+// A detach asked while an attach of the same pair is unfinished (here a
+// shelved_offloaded attach whose process died after it reserved the
+// volume) is refused and changes nothing: it must not take the mapping
+// over from the attach, which the reconciler then finishes.
+func TestDetachRefusedWhileAttachUnfinished(t *testing.T) {
+	w := newWorld(t, etcdtest.Prefix(t))
+	ctx := ctxT(t)
+	inst, vol := w.instance(true), w.volume(false)
+	cp := crashPoint{Table: compute.AttachStepTable, From: compute.StepRequested, Event: compute.EventConvert, To: compute.StepConverted, Offloaded: true}
+	p := w.proc
+	reached := p.hook.arm(cp)
+	calls := p.call(func(ctx context.Context) error {
+		_, err := p.api.AttachVolume(ctx, compute.AttachRequest{InstanceUUID: inst.UUID, VolumeID: vol.ID})
+		return err
+	})
+	if err := waitReached(reached, calls, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	p.crash()
+	w.restart()
+	before := w.snapshot(ctx)
+	err := w.proc.api.DetachVolume(ctx, compute.DetachRequest{InstanceUUID: inst.UUID, VolumeID: vol.ID})
+	if !errors.Is(err, compute.ErrInvalidVolume) {
+		t.Fatalf("detach beside an unfinished attach: %v; want InvalidVolume", err)
+	}
+	after := w.snapshot(ctx)
+	if after.revision != before.revision {
+		t.Errorf("a refused detach wrote to etcd (revision %d -> %d)", before.revision, after.revision)
+	}
+	if err := w.settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range w.snapshot(ctx).violations(true) {
+		t.Error(v)
+	}
 }
