@@ -1,0 +1,117 @@
+package crashtest_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/volattach/volattach/adapters/etcd"
+	"github.com/volattach/volattach/adapters/libvirt"
+	"github.com/volattach/volattach/adapters/node"
+	"github.com/volattach/volattach/adapters/storage/file"
+	"github.com/volattach/volattach/volume"
+)
+
+// The agent process is this test binary started again with agentEnv set:
+// TestMain then runs runAgent instead of the tests. Its configuration comes
+// in the environment; it reports on stdout, one line each:
+//
+//	ready <instance uuid>   the node runs and the guest is recorded
+//	blocked <volume id>     the volume-side attach hook was entered
+const (
+	agentEnv       = "VOLATTACH_CRASHTEST_AGENT"
+	envEndpoints   = "VOLATTACH_CRASHTEST_ENDPOINTS"
+	envPrefix      = "VOLATTACH_CRASHTEST_PREFIX"
+	envHost        = "VOLATTACH_CRASHTEST_HOST"
+	envVolumeDir   = "VOLATTACH_CRASHTEST_VOLUME_DIR"
+	envStateDir    = "VOLATTACH_CRASHTEST_STATE_DIR"
+	envGuest       = "VOLATTACH_CRASHTEST_GUEST"
+	agentTTL       = 2 * time.Second
+	agentStartWait = 2 * time.Minute
+)
+
+// agentConfig is the node an agent runs: the host agent of host, on the
+// test's etcd, with the file backend over volumeDir wrapped by wrap.
+func agentConfig(endpoints []string, prefix, host, volumeDir, stateDir string, wrap func(*file.Backend) volume.Backend) (node.Config, error) {
+	fb, err := file.New(file.Config{Dir: volumeDir})
+	if err != nil {
+		return node.Config{}, err
+	}
+	return node.Config{
+		Host: host,
+		Etcd: node.EtcdConfig{
+			Client:     &etcd.ClientConfig{Endpoints: endpoints, DialTimeout: 30 * time.Second},
+			Prefix:     prefix,
+			SessionTTL: agentTTL,
+		},
+		Backends: []volume.Backend{wrap(fb)},
+		Libvirt: node.LibvirtConfig{Options: []libvirt.Option{
+			libvirt.WithInitiatorFile(""), libvirt.WithStateDir(stateDir),
+		}},
+		// The reconciler of a dying agent is not what this test is about.
+		Reconcile: node.ReconcileConfig{Disabled: true},
+	}, nil
+}
+
+// blockingAttach is the file backend with a volume-side attach hook that
+// never returns: the agent stops inside the attach's last step, after the
+// disk is in the guest and connection_info is saved, holding the instance
+// and volume locks, exactly where the test kills it.
+type blockingAttach struct{ *file.Backend }
+
+// AttachVolume reports that the hook was entered and blocks until the
+// process is killed.
+func (b blockingAttach) AttachVolume(ctx context.Context, v volume.Volume, instanceUUID, host, mountpoint string) error {
+	fmt.Printf("blocked %s\n", v.ID)
+	os.Stdout.Sync()
+	select {}
+}
+
+// runAgent is the agent process: it never returns normally (the test kills
+// it); a start-up failure exits 2 with the reason on stderr.
+func runAgent() int {
+	ctx, cancel := context.WithTimeout(context.Background(), agentStartWait)
+	defer cancel()
+	cfg, err := agentConfig(strings.Split(os.Getenv(envEndpoints), ","), os.Getenv(envPrefix), os.Getenv(envHost),
+		os.Getenv(envVolumeDir), os.Getenv(envStateDir), func(b *file.Backend) volume.Backend { return blockingAttach{b} })
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agent:", err)
+		return 2
+	}
+	n, err := node.Start(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agent:", err)
+		return 2
+	}
+	inst, err := n.RegisterGuest(ctx, os.Getenv(envGuest))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agent:", err)
+		return 2
+	}
+	fmt.Printf("ready %s\n", inst.UUID)
+	os.Stdout.Sync()
+	// Until killed. A SIGTERM (the test's cleanup when it fails early)
+	// closes the node.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM)
+	<-sig
+	n.Close(context.Background())
+	return 0
+}
+
+// readLines delivers the agent's stdout lines on a channel closed at EOF.
+func readLines(r *bufio.Scanner) <-chan string {
+	out := make(chan string)
+	go func() {
+		defer close(out)
+		for r.Scan() {
+			out <- r.Text()
+		}
+	}()
+	return out
+}
