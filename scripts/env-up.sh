@@ -42,7 +42,9 @@ if [ -e /dev/kvm ]; then
 	$SUDO chmod 0666 /dev/kvm 2>/dev/null || log "cannot chmod /dev/kvm; libvirt will be slow"
 fi
 
-running() { pgrep -x "$1" >/dev/null 2>&1; }
+# running NAME: a live process NAME (zombies left by a killed daemon, which a
+# container's init may never reap, do not count).
+running() { pgrep -x "$1" -r R,S,D,I >/dev/null 2>&1; }
 
 wait_for() { # wait_for DESCRIPTION COMMAND...: poll up to 30 s
 	local what=$1; shift
@@ -55,13 +57,20 @@ wait_for() { # wait_for DESCRIPTION COMMAND...: poll up to 30 s
 }
 
 running virtlogd || { log "starting virtlogd"; $SUDO virtlogd -d; }
-if ! running libvirtd; then
+if ! virsh -c qemu:///system version >/dev/null 2>&1; then
+	if running libvirtd; then
+		log "libvirtd runs but does not answer; restarting it"
+		$SUDO pkill -x libvirtd || true
+		for _ in $(seq 1 50); do running libvirtd || break; sleep 0.1; done
+	fi
 	log "starting libvirtd"
 	$SUDO libvirtd -d
 fi
 wait_for "libvirtd" virsh -c qemu:///system version
 
-if ! running tgtd; then
+# tgtd is checked by asking it: a tgtd killed without cleaning up leaves
+# nothing a new one trips over (its socket is in the abstract namespace).
+if ! tgtadm --lld iscsi --op show --mode target >/dev/null 2>&1; then
 	log "starting tgtd"
 	$SUDO tgtd
 fi
