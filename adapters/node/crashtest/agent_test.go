@@ -23,8 +23,12 @@ import (
 //
 //	ready <instance uuid>   the node runs and the guest is recorded
 //	blocked <volume id>     the volume-side attach hook was entered
+//
+// With envBlockAttach set the volume-side attach hook blocks; otherwise
+// the agent is a plain node.
 const (
 	agentEnv       = "VOLATTACH_CRASHTEST_AGENT"
+	envBlockAttach = "VOLATTACH_CRASHTEST_BLOCK_ATTACH"
 	envEndpoints   = "VOLATTACH_CRASHTEST_ENDPOINTS"
 	envPrefix      = "VOLATTACH_CRASHTEST_PREFIX"
 	envHost        = "VOLATTACH_CRASHTEST_HOST"
@@ -77,8 +81,12 @@ func (b blockingAttach) AttachVolume(ctx context.Context, v volume.Volume, insta
 func runAgent() int {
 	ctx, cancel := context.WithTimeout(context.Background(), agentStartWait)
 	defer cancel()
+	wrap := func(b *file.Backend) volume.Backend { return b }
+	if os.Getenv(envBlockAttach) != "" {
+		wrap = func(b *file.Backend) volume.Backend { return blockingAttach{b} }
+	}
 	cfg, err := agentConfig(strings.Split(os.Getenv(envEndpoints), ","), os.Getenv(envPrefix), os.Getenv(envHost),
-		os.Getenv(envVolumeDir), os.Getenv(envStateDir), func(b *file.Backend) volume.Backend { return blockingAttach{b} })
+		os.Getenv(envVolumeDir), os.Getenv(envStateDir), wrap)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agent:", err)
 		return 2

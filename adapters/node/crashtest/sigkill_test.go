@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"strings"
@@ -13,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/volattach/volattach"
 	"github.com/volattach/volattach/adapters/etcd/etcdtest"
 	"github.com/volattach/volattach/adapters/libvirt"
 	"github.com/volattach/volattach/adapters/libvirt/libvirttest"
@@ -30,6 +34,79 @@ func TestMain(m *testing.M) {
 	os.Exit(etcdtest.Run(m))
 }
 
+// scene is one crash test's world: a real guest on the local libvirtd,
+// the test's etcd, a file backend directory QEMU can reach, a node in this
+// process acting as the API (a host of its own, whose agent gets no work),
+// and the agent process of the guest's host.
+type scene struct {
+	virt      *libvirt.Adapter
+	api       *node.Node
+	agent     *agentProcess
+	instance  string
+	host      string
+	dir       string
+	stateDir  string
+	endpoints []string
+	prefix    string
+}
+
+// newScene sets a scene up; blockAttach makes the agent block inside the
+// volume-side attach hook.
+func newScene(t *testing.T, blockAttach bool) *scene {
+	t.Helper()
+	testenv.NeedCommand(t, "qemu-img")
+	sc := &scene{virt: libvirttest.Adapter(t)}
+	guest := libvirttest.Guest(t, sc.virt, true)
+	sc.dir = volumeDir(t)
+	sc.stateDir = t.TempDir() // the agent host's identity (its initiator name)
+	sc.host = "crash-agent-" + randomHex(t)
+	sc.endpoints, sc.prefix = etcdtest.Endpoints(t), etcdtest.Prefix(t)
+	apiCfg, err := agentConfig(sc.endpoints, sc.prefix, "crash-api-"+randomHex(t), sc.dir, t.TempDir(), plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.api = startNode(t, apiCfg)
+	env := map[string]string{
+		envEndpoints: strings.Join(sc.endpoints, ","), envPrefix: sc.prefix, envHost: sc.host,
+		envVolumeDir: sc.dir, envStateDir: sc.stateDir, envGuest: guest,
+	}
+	if blockAttach {
+		env[envBlockAttach] = "1"
+	}
+	sc.agent = startAgent(t, env)
+	sc.instance = sc.agent.expect(t, "ready ")
+	return sc
+}
+
+func plain(b *file.Backend) volume.Backend { return b }
+
+// resume starts a new agent for the host, in this process and without the
+// hook, with its reconciler judging at once (it resumes what the dead agent
+// left as soon as the dead agent's lease lapses).
+func (sc *scene) resume(t *testing.T) *node.Node {
+	t.Helper()
+	cfg, err := agentConfig(sc.endpoints, sc.prefix, sc.host, sc.dir, sc.stateDir, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Reconcile = node.ReconcileConfig{Grace: -1}
+	return startNode(t, cfg)
+}
+
+// detachAndDelete detaches the volume and deletes it, checking the
+// invariants again once the guest no longer has the disk.
+func (sc *scene) detachAndDelete(ctx context.Context, t *testing.T, resumed *node.Node, volumeID string) {
+	t.Helper()
+	if err := sc.api.Compute().DetachVolume(ctx, compute.DetachRequest{InstanceUUID: sc.instance, VolumeID: volumeID}); err != nil {
+		t.Fatalf("detach: %v", err)
+	}
+	requireDisks(ctx, t, sc.virt, sc.instance, volumeID, 0)
+	requireInvariants(ctx, t, resumed)
+	if err := sc.api.Volumes().DeleteVolume(ctx, volumeID); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+}
+
 // TestAgentKilledMidAttach: a host agent process killed with SIGKILL in the
 // middle of an attach to a real guest (the disk already in the guest,
 // connection_info saved, the volume-side attach begun, both locks held)
@@ -37,33 +114,13 @@ func TestMain(m *testing.M) {
 // lapses: the sync caller gets its device, the guest has the disk exactly
 // once with the volume id as serial, the volume is in-use with one attached
 // attachment and a mapping holding connection_info, the reconciler's audit
-// finds nothing drifting, and the volume detaches cleanly afterwards.
+// finds nothing drifting, every invariant holds against the guest's live
+// domain XML, and the volume detaches cleanly afterwards.
 func TestAgentKilledMidAttach(t *testing.T) {
-	testenv.NeedCommand(t, "qemu-img")
-	virt := libvirttest.Adapter(t)
-	guest := libvirttest.Guest(t, virt, true)
+	sc := newScene(t, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-
-	dir := volumeDir(t)
-	stateDir := t.TempDir() // the agent host's identity (its initiator name)
-	host := "crash-agent-" + randomHex(t)
-	endpoints, prefix := etcdtest.Endpoints(t), etcdtest.Prefix(t)
-	plain := func(b *file.Backend) volume.Backend { return b }
-
-	// The API side: a node of a host of its own, whose agent gets no work.
-	apiCfg, err := agentConfig(endpoints, prefix, "crash-api-"+randomHex(t), dir, t.TempDir(), plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := startNode(t, apiCfg)
-
-	// The agent process, blocking in the volume-side attach hook.
-	agent := startAgent(t, map[string]string{
-		envEndpoints: strings.Join(endpoints, ","), envPrefix: prefix, envHost: host,
-		envVolumeDir: dir, envStateDir: stateDir, envGuest: guest,
-	})
-	instanceUUID := agent.expect(t, "ready ")
+	api, instanceUUID := sc.api, sc.instance
 
 	v, err := api.Volumes().CreateVolume(ctx, volume.VolumeSpec{Backend: file.BackendName, SizeBytes: 16 << 20})
 	if err != nil {
@@ -75,7 +132,7 @@ func TestAgentKilledMidAttach(t *testing.T) {
 	if err != nil {
 		t.Fatalf("attach: %v", err)
 	}
-	if got := agent.expect(t, "blocked "); got != v.ID {
+	if got := sc.agent.expect(t, "blocked "); got != v.ID {
 		t.Fatalf("agent blocked in the attach of %s, want %s", got, v.ID)
 	}
 	op, err := api.Compute().Operation(ctx, va.Operation)
@@ -85,18 +142,10 @@ func TestAgentKilledMidAttach(t *testing.T) {
 	if op.Step != compute.StepConnectionSaved {
 		t.Fatalf("operation at step %s when the agent blocked, want %s", op.Step, compute.StepConnectionSaved)
 	}
-	requireDisks(ctx, t, virt, instanceUUID, v.ID, 1)
+	requireDisks(ctx, t, sc.virt, instanceUUID, v.ID, 1)
 
-	agent.kill(t)
-
-	// A new agent for the host, in this process and without the hook,
-	// with its reconciler judging at once.
-	agentCfg, err := agentConfig(endpoints, prefix, host, dir, stateDir, plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	agentCfg.Reconcile = node.ReconcileConfig{Grace: -1}
-	resumed := startNode(t, agentCfg)
+	sc.agent.kill(t)
+	resumed := sc.resume(t)
 
 	res, err := api.Compute().WaitOperation(ctx, va.Operation)
 	if err != nil {
@@ -105,7 +154,7 @@ func TestAgentKilledMidAttach(t *testing.T) {
 	if err := res.Err(); err != nil || res.Step != compute.StepAttached || res.Device == "" {
 		t.Fatalf("resumed attach ended at %s with device %q and error %v; want attached with a device", res.Step, res.Device, err)
 	}
-	requireDisks(ctx, t, virt, instanceUUID, v.ID, 1)
+	requireDisks(ctx, t, sc.virt, instanceUUID, v.ID, 1)
 	got, err := api.Volumes().GetVolume(ctx, v.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -125,22 +174,101 @@ func TestAgentKilledMidAttach(t *testing.T) {
 	if err != nil || len(findings) != 0 {
 		t.Fatalf("audit after the resume: %v %v; want nothing drifting", findings, err)
 	}
+	requireInvariants(ctx, t, resumed)
+	sc.detachAndDelete(ctx, t, resumed, v.ID)
+}
 
-	if err := api.Compute().DetachVolume(ctx, compute.DetachRequest{InstanceUUID: instanceUUID, VolumeID: v.ID}); err != nil {
-		t.Fatalf("detach: %v", err)
+// TestAgentKilledAtWatchedStep: the test watches the operation's record in
+// etcd and kills the agent process with SIGKILL the moment the record
+// reaches a checkpoint, wherever the agent then is in the next step (for
+// connection_initialized: most often inside libvirt's attach of the disk;
+// for connection_saved: inside or after the volume-side attach). A new
+// agent resumes from the checkpoint: the attach ends attached, and every
+// invariant holds against the guest's live domain XML.
+func TestAgentKilledAtWatchedStep(t *testing.T) {
+	for _, step := range []compute.Step{compute.StepConnectionInitialized, compute.StepConnectionSaved} {
+		t.Run(string(step), func(t *testing.T) {
+			sc := newScene(t, false)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			v, err := sc.api.Volumes().CreateVolume(ctx, volume.VolumeSpec{Backend: file.BackendName, SizeBytes: 16 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The watch opens before the attach, so it sees every
+			// checkpoint the operation's record goes through.
+			wctx, stop := context.WithCancel(ctx)
+			defer stop()
+			ops := sc.api.Client().Watch(clientv3.WithRequireLeader(wctx), sc.prefix+string(volattach.KindOperation)+"/",
+				clientv3.WithPrefix(), clientv3.WithCreatedNotify())
+			if wr := <-ops; wr.Err() != nil {
+				t.Fatal(wr.Err())
+			}
+			va, err := sc.api.Compute().AttachVolume(ctx, compute.AttachRequest{
+				InstanceUUID: sc.instance, VolumeID: v.ID, DiskBus: compute.BusSCSI, Async: true,
+			})
+			if err != nil {
+				t.Fatalf("attach: %v", err)
+			}
+			killAt(t, sc.agent, ops, va.Operation, step)
+			stop()
+			landed := "without the disk in the guest yet"
+			if n := liveDisks(ctx, t, sc.virt, sc.instance, v.ID); n > 0 {
+				landed = "with the disk already in the guest"
+			}
+			t.Logf("killed at %s, %s", step, landed)
+
+			resumed := sc.resume(t)
+			res, err := sc.api.Compute().WaitOperation(ctx, va.Operation)
+			if err != nil {
+				t.Fatalf("wait for the resumed attach: %v", err)
+			}
+			if err := res.Err(); err != nil || res.Step != compute.StepAttached {
+				t.Fatalf("resumed attach ended at %s (%v); a crash after a forward checkpoint must resume forward", res.Step, err)
+			}
+			requireDisks(ctx, t, sc.virt, sc.instance, v.ID, 1)
+			requireInvariants(ctx, t, resumed)
+			sc.detachAndDelete(ctx, t, resumed, v.ID)
+		})
 	}
-	requireDisks(ctx, t, virt, instanceUUID, v.ID, 0)
-	if got, err := api.Volumes().GetVolume(ctx, v.ID); err != nil || got.Status != volume.StatusAvailable {
-		t.Fatalf("after detach the volume is %v (%v), want available", got.Status, err)
+}
+
+// killAt kills agent as soon as the watch shows operation id at step; it
+// fails t if the operation ends first.
+func killAt(t *testing.T, agent *agentProcess, ops clientv3.WatchChan, id string, step compute.Step) {
+	t.Helper()
+	for wr := range ops {
+		if err := wr.Err(); err != nil {
+			t.Fatalf("watching the operation: %v", err)
+		}
+		for _, ev := range wr.Events {
+			var op compute.Operation
+			if ev.Type != clientv3.EventTypePut || json.Unmarshal(ev.Kv.Value, &op) != nil || op.ID != id {
+				continue
+			}
+			if op.Step == step {
+				agent.kill(t)
+				return
+			}
+			if op.Done() {
+				t.Fatalf("operation ended at %s without the watch seeing %s", op.Step, step)
+			}
+		}
 	}
-	if err := api.Volumes().DeleteVolume(ctx, v.ID); err != nil {
-		t.Fatalf("delete: %v", err)
-	}
+	t.Fatalf("the watch ended before the operation reached %s", step)
 }
 
 // requireDisks fails t unless the guest's live disks include exactly want
 // disks with serial volumeID.
 func requireDisks(ctx context.Context, t *testing.T, virt *libvirt.Adapter, instanceUUID, volumeID string, want int) {
+	t.Helper()
+	if n := liveDisks(ctx, t, virt, instanceUUID, volumeID); n != want {
+		t.Fatalf("guest has %d live disks with serial %s, want %d", n, volumeID, want)
+	}
+}
+
+// liveDisks counts the guest's live disks with serial volumeID.
+func liveDisks(ctx context.Context, t *testing.T, virt *libvirt.Adapter, instanceUUID, volumeID string) int {
 	t.Helper()
 	disks, err := virt.GuestDisks(ctx, instanceUUID, true)
 	if err != nil {
@@ -152,9 +280,7 @@ func requireDisks(ctx context.Context, t *testing.T, virt *libvirt.Adapter, inst
 			n++
 		}
 	}
-	if n != want {
-		t.Fatalf("guest has %d live disks with serial %s, want %d", n, volumeID, want)
-	}
+	return n
 }
 
 // agentProcess is a running agent and its stdout lines.
