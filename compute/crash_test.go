@@ -783,30 +783,35 @@ func (w *world) volume(multiattach bool) *volume.Volume {
 	return v
 }
 
-// settle reconciles until a pass finds nothing to do and no operation is
-// unfinished, or fails when ctx ends first.
+// settle reconciles until two passes in a row find nothing to do and no
+// operation is unfinished, or fails when ctx ends first. One clean pass is
+// not enough: an operation that ends while a pass reads may leave a change
+// the pass judged too young to touch.
 func (w *world) settle(ctx context.Context) error {
 	var last error
 	var left []compute.Finding
-	for {
+	var open []string
+	for clean := 0; clean < 2; {
 		rep, err := w.proc.rec.RunOnce(ctx)
 		if err != nil {
 			last = err
 		}
-		left = rep.Findings
-		var open []string
+		left, open = rep.Findings, nil
 		for _, op := range w.snapshot(ctx).operations {
 			if !op.Done() {
 				open = append(open, fmt.Sprintf("%s %s at %s", op.Kind, op.ID, op.Step))
 			}
 		}
-		if err == nil && len(rep.Findings) == 0 && len(open) == 0 {
-			return nil
+		if err != nil || len(rep.Findings) > 0 || len(open) > 0 {
+			clean = 0
+			if !pause(ctx, 10*time.Millisecond) {
+				return fmt.Errorf("not settled: operations unfinished %v, findings %v (last reconcile error: %v)", open, left, last)
+			}
+			continue
 		}
-		if !pause(ctx, 10*time.Millisecond) {
-			return fmt.Errorf("not settled: operations unfinished %v, findings %v (last reconcile error: %v)", open, left, last)
-		}
+		clean++
 	}
+	return nil
 }
 
 // pause waits d or until ctx ends; it reports whether to go on.
