@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -141,10 +142,7 @@ func sortedByRevision[T any](in []revisioned[T]) []T {
 
 // entryIndex is the position of a history entry inside its commit.
 func entryIndex(key string) int {
-	var n int
-	if i := strings.LastIndexByte(key, '.'); i >= 0 {
-		fmt.Sscanf(key[i+1:], "%d", &n)
-	}
+	n, _ := strconv.Atoi(key[strings.LastIndexByte(key, '.')+1:])
 	return n
 }
 
