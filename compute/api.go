@@ -254,16 +254,54 @@ func (a *API) WaitOperation(ctx context.Context, id string) (OperationResult, er
 
 // wait waits for op's result from its host: the finished operation, or
 // OperationTimedOut when ctx ends first (the operation goes on).
+//
+// The host's result on the queue is the usual answer. An operation can
+// also end without one, when it was never handed to its host (an API
+// process stopped in between) and a reconciler finished or undid it: the
+// operation record is read again now and then, so such a wait ends too.
 func (a *API) wait(ctx context.Context, op *Operation) (OperationResult, error) {
-	raw, err := a.cfg.Queue.Wait(ctx, op.Host, op.ID)
-	if err != nil {
-		if ctx.Err() != nil {
-			return OperationResult{}, Raise(ErrOperationTimedOut, "operation %s on host %s still in progress: %w", op.ID, op.Host, err)
-		}
-		return OperationResult{}, err
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type answer struct {
+		res OperationResult
+		err error
 	}
-	return decodeResult(raw)
+	queued := make(chan answer, 1)
+	go func() {
+		raw, err := a.cfg.Queue.Wait(wctx, op.Host, op.ID)
+		if err != nil {
+			queued <- answer{err: err}
+			return
+		}
+		res, err := decodeResult(raw)
+		queued <- answer{res, err}
+	}()
+	poll := time.NewTimer(operationPollFirst)
+	defer poll.Stop()
+	for next := operationPollFirst; ; next = min(2*next, operationPollMax) {
+		select {
+		case got := <-queued:
+			if got.err != nil && ctx.Err() != nil {
+				return OperationResult{}, Raise(ErrOperationTimedOut, "operation %s on host %s still in progress: %w", op.ID, op.Host, got.err)
+			}
+			return got.res, got.err
+		case <-poll.C:
+			cur := &Operation{ID: op.ID}
+			if err := a.cfg.Store.Get(wctx, cur); err == nil && cur.Done() {
+				return resultOf(cur), nil
+			}
+			poll.Reset(next)
+		}
+	}
 }
+
+// How often wait reads an operation record whose host has not answered:
+// first after operationPollFirst, then doubling up to operationPollMax.
+// Only operations that end without a host's answer need it.
+const (
+	operationPollFirst = time.Second
+	operationPollMax   = 10 * time.Second
+)
 
 // runLocally runs an operation of a shelved_offloaded instance in this
 // process, under the instance lock (there is no host to hand it to).

@@ -61,8 +61,11 @@ type auditState struct {
 }
 
 // stale reports whether t is older than the grace period: a change that
-// recent may still be in the hands of a live API call.
-func (st *auditState) stale(t time.Time) bool { return st.now.Sub(t) >= st.grace }
+// recent may still be in the hands of a live API call. A negative grace
+// judges everything, even a change made after the pass read its clock.
+func (st *auditState) stale(t time.Time) bool {
+	return st.grace < 0 || st.now.Sub(t) >= st.grace
+}
 
 // load reads the state an audit needs within scope.
 func (r *Reconciler) load(ctx context.Context, scope auditScope) (*auditState, error) {
