@@ -57,6 +57,12 @@ func (a *Adapter) AttachVolume(ctx context.Context, instanceUUID string, info vo
 		return err
 	}
 	if d := findVolumeDisk(domainDisks(current), conf.Serial); d != nil {
+		// The same volume at another device is not this attach done
+		// already: it is a disk an earlier attach left behind, and
+		// reporting success would hand out a device the guest does not use.
+		if d.Target != nil && d.Target.Dev != disk.DeviceName {
+			return compute.Raise(compute.ErrInvalidVolume, "volume %s is already in guest %s at %s, not %s", conf.Serial, instanceUUID, d.Target.Dev, disk.DeviceName)
+		}
 		log.Info("libvirt: volume disk already attached")
 		return nil
 	}

@@ -73,6 +73,15 @@ func TestAttachDetachSCSI(t *testing.T) {
 				t.Fatalf("second attach: %v", err)
 			}
 			requireDisk(t, a, guest, id, true, "sdb", compute.BusSCSI)
+			// The same volume asked for at another device is not the
+			// same attach: refused, so no caller is told a device the
+			// guest does not use.
+			elsewhere := disk
+			elsewhere.DeviceName = "sdc"
+			if err := a.AttachVolume(ctx, guest, info, elsewhere); !errors.Is(err, compute.ErrInvalidVolume) {
+				t.Fatalf("attach of the same volume at sdc: %v, want InvalidVolume", err)
+			}
+			requireDisk(t, a, guest, id, true, "sdb", compute.BusSCSI)
 
 			gd, err := a.VolumeDisks(ctx, guest)
 			if err != nil {

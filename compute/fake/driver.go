@@ -125,8 +125,11 @@ func (d *Driver) AttachVolume(ctx context.Context, instanceUUID string, info vol
 		d.mu.Unlock()
 		return compute.Raise(compute.ErrInstanceNotFound, "no guest %s on host %s", instanceUUID, d.host)
 	}
-	if _, ok := g.disks[disk.Serial]; ok {
+	if have, ok := g.disks[disk.Serial]; ok {
 		d.mu.Unlock()
+		if have.DeviceName != disk.DeviceName {
+			return compute.Raise(compute.ErrInvalidVolume, "volume %s is already in guest %s at %s, not %s", disk.Serial, instanceUUID, have.DeviceName, disk.DeviceName)
+		}
 		return nil
 	}
 	d.mu.Unlock()

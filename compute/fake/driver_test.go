@@ -126,3 +126,23 @@ func TestHangReleasesOrTimesOut(t *testing.T) {
 	}
 	hold.Release()
 }
+
+// TestAttachSameVolumeAtAnotherDevice: attaching a volume the guest already
+// has at the same device is success (idempotent); at another device it is
+// refused, so no caller is told a device the guest does not use.
+func TestAttachSameVolumeAtAnotherDevice(t *testing.T) {
+	d := fake.NewDriver("host-1", nil)
+	d.AddGuest("inst-1", compute.PowerRunning)
+	disk := disk("v1", "sdb")
+	ctx := context.Background()
+	if err := d.AttachVolume(ctx, "inst-1", info, disk); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.AttachVolume(ctx, "inst-1", info, disk); err != nil {
+		t.Fatalf("same attach again: %v", err)
+	}
+	disk.DeviceName = "sdc"
+	if err := d.AttachVolume(ctx, "inst-1", info, disk); !errors.Is(err, compute.ErrInvalidVolume) {
+		t.Fatalf("same volume at sdc: %v, want InvalidVolume", err)
+	}
+}
