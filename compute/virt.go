@@ -61,8 +61,9 @@ type Driver interface {
 	// AttachVolume connects the volume on the host (the protocol driver's
 	// connect) and adds the disk to the guest: live and persistent when the
 	// guest runs or is paused, persistent only when it is shut off. A disk
-	// with the same serial already there is success. On failure nothing is
-	// left connected.
+	// with the same serial already there at the same device is success; at
+	// another device it is InvalidVolume (a disk an earlier attach left).
+	// On failure nothing is left connected.
 	AttachVolume(ctx context.Context, instanceUUID string, info volume.ConnectionInfo, disk DiskInfo) error
 	// DetachVolume removes the disk from the guest (waiting for the guest to
 	// release it, with retries) and disconnects the volume on the host. A disk

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -106,10 +105,7 @@ func New(cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	state, err := filepath.Abs(cfg.StateDir)
-	if err == nil {
-		err = statefile.EnsureDir(state)
-	}
+	state, err := statefile.EnsureAbsDir(cfg.StateDir)
 	if err != nil {
 		return nil, fmt.Errorf("%w: iscsi: StateDir: %v", storage.ErrInvalidConfig, err)
 	}

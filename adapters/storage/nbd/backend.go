@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -150,10 +149,7 @@ func New(cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	state, err := filepath.Abs(cfg.StateDir)
-	if err == nil {
-		err = statefile.EnsureDir(state)
-	}
+	state, err := statefile.EnsureAbsDir(cfg.StateDir)
 	if err != nil {
 		return nil, fmt.Errorf("%w: nbd: StateDir: %v", storage.ErrInvalidConfig, err)
 	}

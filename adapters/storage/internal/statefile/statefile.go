@@ -16,6 +16,17 @@ import (
 // checks that it is a directory.
 func EnsureDir(dir string) error { return EnsureDirMode(dir, 0o700) }
 
+// EnsureAbsDir makes dir absolute and ensures it as EnsureDir does: the
+// state directory of a backend, which must not move with the working
+// directory.
+func EnsureAbsDir(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	return abs, EnsureDir(abs)
+}
+
 // EnsureDirMode is EnsureDir with the mode a missing dir is created with.
 func EnsureDirMode(dir string, mode fs.FileMode) error {
 	if err := os.MkdirAll(dir, mode); err != nil {
