@@ -248,7 +248,8 @@ func (s *Service) AttachmentComplete(ctx context.Context, attachmentID string) e
 
 // AttachmentDelete removes an attachment (upstream DELETE
 // /attachments/{id}): the connection of its recorded connector is
-// terminated (a failure is a 500 and changes nothing), the export removed
+// terminated unless another attachment on the same host uses it
+// (host_share.go; a failure is a 500 and changes nothing), the export removed
 // unless another attachment shares it (a failure there is only logged, as
 // upstream), and one commit removes the attachment and recomputes the
 // volume's status. Notifications volume.detach.start and .end.
@@ -293,7 +294,9 @@ func (s *Service) AttachmentDelete(ctx context.Context, attachmentID string) err
 		}
 		s.notify(ctx, NotifyDetachStart, st.vol, target)
 		if target.Connector != nil {
-			if err := b.TerminateConnection(ctx, *st.vol, *target.Connector); err != nil {
+			if hostShared(st, target.Connector.Host, target) {
+				log.WithField("host", target.Connector.Host).Info("another attachment on this host uses the connection; not terminating it")
+			} else if err := b.TerminateConnection(ctx, *st.vol, *target.Connector); err != nil {
 				log.WithError(err).Error("terminate volume connection failed")
 				return backendError(err, "volume %s: terminate volume connection failed", volumeID)
 			}

@@ -134,7 +134,8 @@ func exportInUse(st *state, self *Attachment) bool {
 }
 
 // TerminateConnection revokes the host's access (upstream
-// os-terminate_connection), then unreserves the volume as upstream does (an
+// os-terminate_connection), unless another attachment of the multiattach
+// volume on the same host still uses it (host_share.go), then unreserves the volume as upstream does (an
 // attaching volume takes its derived status; otherwise nothing changes),
 // and removes the export when the volume ends available with no attachment
 // using it (a rolled-back attach). A backend failure is a
@@ -166,8 +167,11 @@ func (s *Service) TerminateConnection(ctx context.Context, volumeID string, conn
 		if err != nil {
 			return err
 		}
-		if err := b.TerminateConnection(ctx, *st.vol, connector); err != nil {
-			s.logger(ctx, "terminate_connection", volumeID).WithError(err).Error("terminate volume connection failed")
+		log := s.logger(ctx, "terminate_connection", volumeID)
+		if legacyHostShared(st, connector.Host) {
+			log.WithField("host", connector.Host).Info("another attachment on this host uses the connection; not terminating it")
+		} else if err := b.TerminateConnection(ctx, *st.vol, connector); err != nil {
+			log.WithError(err).Error("terminate volume connection failed")
 			return backendError(err, "volume %s: terminate volume connection failed", volumeID)
 		}
 		st, err = s.apply(ctx, lk, volumeID, "terminate_connection", unreserve)
