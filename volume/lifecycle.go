@@ -100,8 +100,8 @@ func (s *Service) newVolume(spec VolumeSpec) (*Volume, error) {
 	if id == "" {
 		id = s.newID()
 	}
-	if err := checkID(ErrInvalidInput, "volume id", id); err != nil {
-		return nil, newError(ErrInvalidInput, "volume_id_valid", "volume id %q is not valid", id)
+	if err := ValidateVolumeID(id); err != nil {
+		return nil, err
 	}
 	backend := spec.Backend
 	if backend == "" && len(s.backends) == 1 {
@@ -131,7 +131,9 @@ func (s *Service) newVolume(spec VolumeSpec) (*Volume, error) {
 // commit moves it to deleting and destroys any error_attaching attachment;
 // the backend then removes the export and the storage; a final commit
 // removes the record (delete_done), or sets error_deleting when the
-// backend failed (500).
+// backend failed (500). A volume whose id ValidateVolumeID refuses (a
+// record older than that rule) is removed even when its backend refuses
+// the id: no built-in backend can hold it.
 func (s *Service) DeleteVolume(ctx context.Context, volumeID string) error {
 	start := func(st *state, c *change) error {
 		req := &Request{Volume: st.vol, Attachments: st.atts}
@@ -156,6 +158,14 @@ func (s *Service) DeleteVolume(ctx context.Context, volumeID string) error {
 		}
 		s.notify(ctx, NotifyDeleteStart, st.vol, nil)
 		berr := s.deleteStorage(ctx, st.vol)
+		if berr != nil && ValidateVolumeID(volumeID) != nil {
+			// A record whose id the Service would not create now (stored
+			// before the rule, or by hand): no built-in backend can hold
+			// such an id, so its refusal means there is nothing to remove,
+			// and the record must not be left undeletable.
+			log.WithError(berr).Warn("backend refused a volume id the Service does not create; removing the record anyway")
+			berr = nil
+		}
 		if berr != nil {
 			log.WithError(berr).Error("backend failed to delete the volume")
 			if _, err := s.apply(ctx, lk, volumeID, "delete", func(st *state, c *change) error {

@@ -95,11 +95,13 @@ func (st *state) attachment(id string) *Attachment {
 	return nil
 }
 
-// checkID refuses ids that cannot name a record (empty, or holding a "/"
-// that would nest under another record's key): such a volume cannot exist.
+// checkID refuses ids that cannot name a record (empty, holding a "/" that
+// would nest under another record's key, or longer than any id the Service
+// stores): such a record cannot exist, so the answer is kind (not found)
+// without a store read, and the message quotes a bounded prefix of the id.
 func checkID(kind *ErrorKind, what, id string) error {
-	if id == "" || strings.Contains(id, "/") {
-		return newError(kind, "", "%s %q could not be found", what, id)
+	if id == "" || strings.Contains(id, "/") || len(id) > maxLookupIDLen {
+		return newError(kind, "", "%s %s could not be found", what, quoteID(id))
 	}
 	return nil
 }
@@ -114,7 +116,7 @@ func (s *Service) read(ctx context.Context, volumeID string) (*state, error) {
 	v := &Volume{ID: volumeID}
 	if err := s.store.Get(ctx, v); err != nil {
 		if errors.Is(err, volattach.ErrNotFound) {
-			return nil, &Error{Kind: ErrVolumeNotFound, Reason: fmt.Sprintf("volume %s could not be found", volumeID), Err: err}
+			return nil, &Error{Kind: ErrVolumeNotFound, Reason: fmt.Sprintf("volume %s could not be found", quoteID(volumeID)), Err: volattach.ErrNotFound}
 		}
 		return nil, fmt.Errorf("volume %s: read: %w", volumeID, err)
 	}
@@ -145,7 +147,7 @@ func (s *Service) readAttachment(ctx context.Context, id string) (*Attachment, e
 	a := &Attachment{ID: id}
 	if err := s.store.Get(ctx, a); err != nil {
 		if errors.Is(err, volattach.ErrNotFound) {
-			return nil, &Error{Kind: ErrVolumeAttachmentNotFound, Reason: fmt.Sprintf("volume attachment could not be found with filter: attachment_id = %s", id), Err: err}
+			return nil, &Error{Kind: ErrVolumeAttachmentNotFound, Reason: fmt.Sprintf("volume attachment could not be found with filter: attachment_id = %s", quoteID(id)), Err: volattach.ErrNotFound}
 		}
 		return nil, fmt.Errorf("attachment %s: read: %w", id, err)
 	}
