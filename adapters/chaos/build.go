@@ -1,0 +1,33 @@
+package chaos
+
+import (
+	"bytes"
+	"fmt"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// Build compiles the main package pkg (an import path of this module, for
+// example ModulePath+"/cmd/volattachd") into dir and returns the binary's
+// path. The processes of a run are built without the race detector even
+// when the test is not: three etcd members, agents and API servers under
+// it would not fit on a small machine beside the workload.
+func Build(dir, pkg string) (string, error) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go"
+	}
+	out := filepath.Join(dir, path.Base(pkg))
+	var stderr bytes.Buffer
+	cmd := exec.Command(goBin, "build", "-o", out, pkg)
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("chaos: go build %s: %w: %s", pkg, err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}
+
+// ModulePath is the import path of this module.
+const ModulePath = "github.com/volattach/volattach"
