@@ -54,6 +54,13 @@ type Config struct {
 	Notifier volattach.Notifier
 	// Reconcile configures the node's reconciler (docs/repair.md).
 	Reconcile ReconcileConfig
+	// DefaultDiskBus is the compute API's bus for a disk whose request
+	// names none (compute.APIConfig.DefaultDiskBus; default virtio). An API
+	// whose requests carry no bus, such as Nova's, sets it.
+	DefaultDiskBus string
+	// NoAgent leaves the host agent and its reconciler out: a process that
+	// only serves the API, beside agents running elsewhere.
+	NoAgent bool
 }
 
 // ReconcileConfig configures the reconciler a node runs beside its host

@@ -136,10 +136,13 @@ func (n *Node) start(ctx context.Context) error {
 
 	n.api, err = compute.NewAPI(compute.APIConfig{
 		Store: n.store, Volumes: n.volumes, Queue: n.queue, Locker: n.locker,
-		Notifier: cfg.Notifier, Log: n.log,
+		Notifier: cfg.Notifier, Log: n.log, DefaultDiskBus: cfg.DefaultDiskBus,
 	})
 	if err != nil {
 		return fmt.Errorf("node: compute API: %w", err)
+	}
+	if cfg.NoAgent {
+		return nil
 	}
 	agent, err := compute.NewManager(compute.ManagerConfig{
 		Host: cfg.Host, Store: n.store, Locker: n.locker, Queue: n.queue,
