@@ -3,6 +3,7 @@ module github.com/volattach/volattach
 go 1.26.0
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/digitalocean/go-libvirt v0.0.0-20261013170128-efbbdf578ac8
 	github.com/looplab/fsm v1.0.3
 	github.com/prometheus/client_golang v1.23.2
