@@ -20,9 +20,7 @@ const (
 // Messages recorded on an attachment that failed (upstream message_api
 // events; shown to the volume's owner).
 const (
-	MessageAttachReadonly = "ATTACH_READONLY_VOLUME: the volume is read-only and can only be attached in mode ro"
-	MessageAttachFailed   = "ATTACH_VOLUME: the storage backend failed to attach the volume"
-	MessageInvalidUUID    = "ATTACH_VOLUME: the instance id is not a UUID"
+	MessageAttachFailed = "ATTACH_VOLUME: the storage backend failed to attach the volume"
 )
 
 // attachModeArg checks a requested mode; empty means rw (upstream's default).
@@ -38,36 +36,40 @@ func attachModeArg(mode string) (string, error) {
 
 // Attach records that a host attached the volume to an instance (upstream
 // os-attach: cinder/volume/api.py attach, then manager.py attach_volume),
-// under the volume's lock, in the seed's eight steps, in this order:
+// under the volume's lock, in this order:
 //
-//  1. status attaching with a recorded attached_mode other than mode:
+//  0. the request (upstream's request schema): mode rw or ro ("" is rw),
+//     a mountpoint, an instance or a host, an instance id that is a UUID
+//     (InvalidUUID); refused before anything is read;
+//  1. the API's checks: a volume in maintenance (InvalidVolume), a
+//     read-only volume asked a mode other than ro (InvalidVolumeAttachMode);
+//  2. status attaching with a recorded attached_mode other than mode:
 //     InvalidVolume ("being attached by different mode");
-//  2. status in-use, not multiattach, not migrating: InvalidVolume
-//     ("already attached");
 //  3. an attachment of this volume for this instance (or, without an
 //     instance, this host) already attached: the volume is set in-use and
-//     that attachment returned (idempotent retry); one left attaching by an
-//     attempt that never finished is resumed from step 5;
-//  4. begin_attach: a new attachment in attaching, attached_mode recorded;
-//  5. an instance id that is not a UUID: the attachment goes to
-//     error_attaching, InvalidUUID;
-//  6. a read-only volume and mode other than ro: error_attaching with a
-//     user-visible message on the attachment, InvalidVolumeAttachMode;
-//  7. the backend's AttachHook, if it has one; a failure: error_attaching,
-//     VolumeBackendAPIException (500);
-//  8. finish_attach: the attachment attached (instance, host, mountpoint,
+//     that attachment returned (a retry after a timeout, LP#1681543); one
+//     left attaching by an attempt that never finished is resumed from
+//     step 6;
+//  4. status in-use, not multiattach, not migrating: InvalidVolume
+//     ("already attached");
+//  5. begin_attach: a new attachment in attaching, attached_mode recorded;
+//     the error_attaching records of this instance's (or host's) earlier
+//     failed attempts are destroyed in the same commit, so failures never
+//     pile up;
+//  6. the backend's AttachHook, if it has one; a failure: error_attaching
+//     with a user-visible message, VolumeBackendAPIException (500);
+//  7. finish_attach: the attachment attached (instance, host, mountpoint,
 //     mode), the volume in-use and attached.
 //
-// The checks of steps 1-2 (and a volume in maintenance) refuse before
-// anything is written. Steps 4-6 (and 8 when the backend has no hook) are
-// one commit; with a hook, begin_attach is committed before the hook runs
-// (intent before side effect) and finish_attach or the failure after it.
-// Unlike upstream, a failed attach restores attached_mode, so a retry in
-// another mode is not refused by step 1. Notifications volume.attach.start
-// and volume.attach.end surround the work.
-//
-// mode is "rw" (the default when empty) or "ro"; mountpoint and one of
-// instanceUUID and host are required (upstream's request schema).
+// Steps 0-4 refuse before anything is written (steps 1-4 are the guards of
+// the attach row; upstream records error_attaching for a bad instance id or
+// a read-only volume only in manager branches its API makes unreachable).
+// Steps 5 and 7 are one commit when the backend has no hook; with a hook,
+// begin_attach is committed before the hook runs (intent before side
+// effect) and finish_attach or the failure after it. Unlike upstream, a
+// failed attach restores attached_mode, so a retry in another mode is not
+// refused by step 2. Notifications volume.attach.start and
+// volume.attach.end surround the work.
 func (s *Service) Attach(ctx context.Context, volumeID, instanceUUID, host, mountpoint, mode string) (*Attachment, error) {
 	mode, err := attachModeArg(mode)
 	if err != nil {
@@ -79,6 +81,9 @@ func (s *Service) Attach(ctx context.Context, volumeID, instanceUUID, host, moun
 	if mountpoint == "" {
 		return nil, newError(ErrInvalidInput, RuleMountpointGiven, "attach needs a mountpoint")
 	}
+	if instanceUUID != "" && !IsUUIDLike(instanceUUID) {
+		return nil, newError(ErrInvalidUUID, RuleInstanceUUIDLike, "expected a UUID but received %s", quoteID(instanceUUID))
+	}
 	p := &legacyAttach{s: s, volumeID: volumeID, instance: instanceUUID, host: host, mountpoint: mountpoint, mode: mode}
 	st, err := s.read(ctx, volumeID)
 	if err != nil {
@@ -86,6 +91,9 @@ func (s *Service) Attach(ctx context.Context, volumeID, instanceUUID, host, moun
 	}
 	if err := p.attachable(st); err != nil {
 		return nil, err
+	}
+	if a := p.mine(st); a != nil && a.AttachStatus == AttachAttached && st.vol.Status == StatusInUse {
+		return a, nil // step 3 with nothing to change: answered without a lock
 	}
 	var out *Attachment
 	err = s.locked(ctx, volumeID, func(ctx context.Context, lk volattach.Lock) error {
@@ -106,30 +114,36 @@ type legacyAttach struct {
 	existing *Attachment // step 3: already attached
 	current  *Attachment // the attachment being attached
 	prevMode string      // attached_mode before begin_attach ("" = none)
-	failure  error       // steps 5-6
 }
 
 func (p *legacyAttach) request(st *state) *Request {
-	return &Request{Volume: st.vol, Attachments: st.atts, InstanceUUID: p.instance, Mode: p.mode}
+	return &Request{Volume: st.vol, Attachments: st.atts, InstanceUUID: p.instance, Host: p.host, Mode: p.mode}
 }
 
-// attachable is steps 1-2 (and the API's maintenance check): the guards of
-// the attach row.
+// attachable is steps 1-4 but the return of step 3: the guards of the
+// attach row.
 func (p *legacyAttach) attachable(st *state) error {
 	_, err := statusTable.Next(st.vol.Status, EventAttach, p.request(st))
 	return err
 }
 
-// mine returns the volume's attachment for this instance (or host).
-func (p *legacyAttach) mine(st *state) *Attachment {
+// mine returns the volume's attachment for this instance (or host),
+// attached or attaching.
+func (p *legacyAttach) mine(st *state) *Attachment { return p.request(st).ownAttachment() }
+
+// failedBefore returns the error_attaching records of this instance's (or
+// host's) earlier attempts.
+func (p *legacyAttach) failedBefore(st *state) []*Attachment {
+	var out []*Attachment
 	for _, a := range st.atts {
+		if a.AttachStatus != AttachErrorAttaching {
+			continue
+		}
 		if p.instance != "" && a.InstanceUUID == p.instance || p.instance == "" && a.InstanceUUID == "" && a.AttachedHost == p.host {
-			if a.AttachStatus == AttachAttached || a.AttachStatus == AttachAttaching {
-				return a
-			}
+			out = append(out, a)
 		}
 	}
-	return nil
+	return out
 }
 
 func (p *legacyAttach) run(ctx context.Context, lk volattach.Lock) (*Attachment, error) {
@@ -137,8 +151,8 @@ func (p *legacyAttach) run(ctx context.Context, lk volattach.Lock) (*Attachment,
 	log := s.logger(ctx, "attach", p.volumeID).WithField("instance_uuid", p.instance)
 	var hook AttachHook
 	st, err := s.apply(ctx, lk, p.volumeID, "attach", func(st *state, c *change) error {
-		p.existing, p.current, p.failure = nil, nil, nil
-		if err := p.attachable(st); err != nil { // steps 1-2
+		p.existing, p.current = nil, nil
+		if err := p.attachable(st); err != nil { // steps 1-4
 			return err
 		}
 		b, err := s.backend(st.vol)
@@ -160,7 +174,12 @@ func (p *legacyAttach) run(ctx context.Context, lk volattach.Lock) (*Attachment,
 			p.current = a // left attaching by an unfinished attempt: resume
 		}
 		p.prevMode = st.vol.AdminMetadata[MetaAttachedMode]
-		if p.current == nil { // step 4: begin_attach
+		if p.current == nil { // step 5: begin_attach
+			for _, old := range p.failedBefore(st) {
+				if err := c.fireAttachment(old, AttachEventDestroy, p.request(st)); err != nil {
+					return err
+				}
+			}
 			p.current = &Attachment{
 				ID: s.newID(), VolumeID: p.volumeID, InstanceUUID: p.instance, AttachedHost: p.host,
 				Mountpoint: p.mountpoint, AttachMode: p.mode, AttachStatus: AttachAttaching,
@@ -169,18 +188,10 @@ func (p *legacyAttach) run(ctx context.Context, lk volattach.Lock) (*Attachment,
 		}
 		setMeta(st.vol, MetaAttachedMode, p.mode)
 		c.touchVolume()
-		if p.instance != "" && !IsUUIDLike(p.instance) { // step 5
-			p.failure = newError(ErrInvalidUUID, RuleInstanceUUIDLike, "expected a UUID but received %s", p.instance)
-			return p.fail(st, c, p.current, MessageInvalidUUID)
-		}
-		if st.vol.ReadOnly() && p.mode != ModeRO { // step 6
-			p.failure = newError(ErrInvalidVolumeAttachMode, RuleReadonlyNeedsRO, "invalid attaching mode '%s' for volume %s", p.mode, p.volumeID)
-			return p.fail(st, c, p.current, MessageAttachReadonly)
-		}
 		if hook != nil {
-			return nil // step 7 runs after begin_attach is committed
+			return nil // step 6 runs after begin_attach is committed
 		}
-		return p.finish(st, c, p.current) // step 8
+		return p.finish(st, c, p.current) // step 7
 	})
 	if err != nil {
 		return nil, err
@@ -190,10 +201,6 @@ func (p *legacyAttach) run(ctx context.Context, lk volattach.Lock) (*Attachment,
 		return p.existing, nil
 	}
 	s.notify(ctx, NotifyAttachStart, st.vol, p.current)
-	if p.failure != nil {
-		log.WithError(p.failure).Warn("attach refused; attachment in error_attaching")
-		return nil, p.failure
-	}
 	if hook != nil {
 		id := p.current.ID
 		herr := hook.AttachVolume(ctx, *st.vol, p.instance, p.host, p.mountpoint)
@@ -223,8 +230,8 @@ func (p *legacyAttach) run(ctx context.Context, lk volattach.Lock) (*Attachment,
 	return p.current, nil
 }
 
-// fail is the failure of steps 5-7: the attachment to error_attaching with
-// its message, attached_mode restored.
+// fail is the failure of step 6: the attachment to error_attaching with its
+// message, attached_mode restored.
 func (p *legacyAttach) fail(st *state, c *change, a *Attachment, message string) error {
 	a.Message = message
 	if err := c.fireAttachment(a, AttachEventAttachFailed, p.request(st)); err != nil {
@@ -239,7 +246,7 @@ func (p *legacyAttach) fail(st *state, c *change, a *Attachment, message string)
 	return nil
 }
 
-// finish is step 8 (upstream finish_attach / db volume_attached).
+// finish is step 7 (upstream finish_attach / db volume_attached).
 func (p *legacyAttach) finish(st *state, c *change, a *Attachment) error {
 	req := p.request(st)
 	a.InstanceUUID, a.AttachedHost, a.Mountpoint, a.AttachMode = p.instance, p.host, p.mountpoint, p.mode

@@ -57,16 +57,15 @@ func (s *Service) InitializeConnection(ctx context.Context, volumeID string, con
 }
 
 // legacyAccessMode is the access_mode upstream's _parse_connection_options
-// puts in connection_info: ro for a read-only volume, else the recorded
-// attached_mode, else what the connector asks, else rw.
-func legacyAccessMode(v *Volume, c Connector) string {
+// puts in connection_info: the recorded attached_mode when there is one,
+// else ro for a read-only volume, else rw. The connector's mode is not
+// read (the attach mode is os-attach's argument, not the connector's).
+func legacyAccessMode(v *Volume, _ Connector) string {
 	switch {
-	case v.ReadOnly():
-		return ModeRO
 	case v.AdminMetadata[MetaAttachedMode] != "":
 		return v.AdminMetadata[MetaAttachedMode]
-	case c.Mode != "":
-		return c.Mode
+	case v.ReadOnly():
+		return ModeRO
 	}
 	return ModeRW
 }

@@ -78,10 +78,24 @@ var guardAttachModeMatches = Guard{Name: RuleAttachModeMatches, Check: func(r *R
 		"volume %s is being attached by different mode (%s, asked %s)", r.Volume.ID, recorded, r.Mode)
 }}
 
+// guardReadonlyNeedsRO: cinder/volume/api.py attach: a read-only volume
+// (admin metadata readonly == "True") is attached in mode ro only
+// (InvalidVolumeAttachMode, 400), checked in the API before the manager, so
+// before the mode-mismatch check and before anything is written.
+var guardReadonlyNeedsRO = Guard{Name: RuleReadonlyNeedsRO, Check: func(r *Request) error {
+	if !r.Volume.ReadOnly() || r.Mode == ModeRO {
+		return nil
+	}
+	return newError(ErrInvalidVolumeAttachMode, RuleReadonlyNeedsRO,
+		"invalid attaching mode '%s' for volume %s", r.Mode, r.Volume.ID)
+}}
+
 // guardNotAlreadyAttached: cinder/volume/manager.py attach_volume (step 2):
-// in-use, not multiattach and not migrating means already attached.
+// in-use, not multiattach and not migrating means already attached, unless
+// this instance (or host) already has its attachment, which upstream
+// returns before this check (LP#1681543: a retry after a timeout).
 var guardNotAlreadyAttached = Guard{Name: RuleNotAlreadyAttached, Check: func(r *Request) error {
-	if r.Volume.Status != StatusInUse || r.Volume.Multiattach || r.Volume.Migrating() {
+	if r.Volume.Status != StatusInUse || r.Volume.Multiattach || r.Volume.Migrating() || r.ownAttachment() != nil {
 		return nil
 	}
 	return newError(ErrInvalidVolume, RuleNotAlreadyAttached,

@@ -2,9 +2,6 @@ package volume
 
 import (
 	"context"
-	"errors"
-
-	"github.com/volattach/volattach/fsm"
 )
 
 // Reserve marks a volume as being attached (upstream os-reserve,
@@ -48,13 +45,13 @@ func unreserve(st *state, c *change) error {
 
 // BeginDetaching marks an in-use, attached volume as detaching (upstream
 // os-begin_detaching). A volume being migrated is left alone without an
-// error (upstream hides detaching from migrating volumes); any other status
-// is InvalidVolume (400).
+// error whatever its status (upstream: `if not (result or
+// _is_volume_migrating(volume))`, which hides detaching from migrating
+// volumes); any other refusal is InvalidVolume (400).
 func (s *Service) BeginDetaching(ctx context.Context, volumeID string) error {
 	_, err := s.transact(ctx, volumeID, "begin_detaching", func(st *state, c *change) error {
 		err := c.fireVolume(EventBeginDetaching, &Request{Volume: st.vol, Attachments: st.atts})
-		var refused *fsm.RefusedError
-		if errors.As(err, &refused) && refused.Rule == RuleNotMigrating {
+		if err != nil && st.vol.Migrating() {
 			return nil // upstream begin_detaching: no error while migrating
 		}
 		return err

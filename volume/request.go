@@ -28,6 +28,8 @@ type Request struct {
 	Caller Caller
 	// InstanceUUID is the instance an attach is for.
 	InstanceUUID string
+	// Host is the host a legacy attach without an instance is for.
+	Host string
 	// Mode is the requested attach mode, ModeRW or ModeRO.
 	Mode string
 }
@@ -40,4 +42,19 @@ func (r *Request) derived() (Status, AttachStatus) {
 		st = append(st, a.AttachStatus)
 	}
 	return DeriveStatus(r.Volume.Status, r.Volume.MigrationStatus, st)
+}
+
+// ownAttachment is the attachment a legacy attach of this instance (or,
+// without an instance, of this host) already has on the volume, attached or
+// attaching, or nil (upstream manager.py attach_volume looks it up before
+// any other check but the mode's, LP#1681543).
+func (r *Request) ownAttachment() *Attachment {
+	for _, a := range r.Attachments {
+		mine := r.InstanceUUID != "" && a.InstanceUUID == r.InstanceUUID ||
+			r.InstanceUUID == "" && a.InstanceUUID == "" && r.Host != "" && a.AttachedHost == r.Host
+		if mine && (a.AttachStatus == AttachAttached || a.AttachStatus == AttachAttaching) {
+			return a
+		}
+	}
+	return nil
 }

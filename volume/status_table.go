@@ -143,10 +143,11 @@ func statusRows() []fsm.Row[Status, Event, *Request] {
 		{Event: EventInitializeConnection, From: liveStatuses, Guards: []Guard{guardNotMaintenance}},
 		// cinder/volume/api.py terminate_connection: status unchanged (then unreserve).
 		{Event: EventTerminateConnection, From: liveStatuses},
-		// cinder/volume/api.py attach and manager.py attach_volume steps 1-2;
-		// fired at step 3 (idempotent retry) or step 8 (finish_attach).
+		// cinder/volume/api.py attach (maintenance, read-only) and
+		// manager.py attach_volume steps 1-3; fired at step 3 (idempotent
+		// retry) or step 6 (finish_attach).
 		{Event: EventAttach, From: liveStatuses, To: StatusInUse,
-			Guards: []Guard{guardNotMaintenance, guardAttachModeMatches, guardNotAlreadyAttached}},
+			Guards: []Guard{guardNotMaintenance, guardReadonlyNeedsRO, guardAttachModeMatches, guardNotAlreadyAttached}},
 		// cinder/volume/api.py detach: not in maintenance; the status then
 		// follows a recompute_* row.
 		{Event: EventDetach, From: liveStatuses, Guards: []Guard{guardNotMaintenance}},

@@ -1,0 +1,146 @@
+package volume_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/volattach/volattach/volume"
+)
+
+// upstreamRules are the cases of the fidelity review (rules V*, A*, R*
+// against upstream cinder master) that once disagreed: each states
+// upstream's answer, run by TestRules like every other rule.
+func upstreamRules() []ruleCase {
+	attach := func(inst, mode string) func(ctx context.Context, e *env, id ids) error {
+		return func(ctx context.Context, e *env, id ids) error {
+			_, err := e.svc.Attach(ctx, id.vol, inst, "compute-1", "/dev/vdb", mode)
+			return err
+		}
+	}
+	readonlyMultiInUse := func(e *env) ids {
+		v := e.create(volume.VolumeSpec{ReadOnly: true, Multiattach: true})
+		ctx := ctxFor(e.t)
+		if err := e.svc.Reserve(ctx, v.ID); err != nil {
+			e.t.Fatal(err)
+		}
+		a, err := e.svc.Attach(ctx, v.ID, instA, "compute-1", "/dev/vdb", volume.ModeRO)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return ids{vol: v.ID, att: a.ID}
+	}
+	migrating := func(setup func(e *env) ids) func(e *env) ids {
+		return func(e *env) ids {
+			id := setup(e)
+			m := "migrating"
+			if err := e.svc.ResetStatus(ctxFor(e.t), admin, id.vol, volume.ResetRequest{MigrationStatus: &m}); err != nil {
+				e.t.Fatal(err)
+			}
+			return id
+		}
+	}
+	return []ruleCase{
+		// V14 (review L4): the instance id is checked by upstream's request
+		// schema, so a refused attach writes nothing, however often.
+		{name: "V14 non-UUID instance, 20 times: nothing recorded", setup: reservedVol,
+			call: func(ctx context.Context, e *env, id ids) error {
+				for i := 0; i < 20; i++ {
+					if _, err := e.svc.Attach(ctx, id.vol, "not-a-uuid", "", "/dev/vdb", volume.ModeRW); !errors.Is(err, volume.ErrInvalidUUID) {
+						return err
+					}
+				}
+				_, err := e.svc.Attach(ctx, id.vol, "not-a-uuid", "", "/dev/vdb", volume.ModeRW)
+				return err
+			},
+			kind: volume.ErrInvalidUUID, code: http.StatusBadRequest,
+			after: all(noAttachments, func(e *env, id ids) {
+				if n := len(e.get(id.vol).AttachmentIDs); n != 0 {
+					e.t.Errorf("volume lists %d attachment ids", n)
+				}
+			})},
+		// L4: the one failure still recorded (the backend's attach hook) is
+		// bounded: a retry replaces its earlier error_attaching record.
+		{name: "L4 failed hook attaches of one instance leave one error_attaching record", hooks: true, setup: reservedVol,
+			call: func(ctx context.Context, e *env, id ids) error {
+				e.backend.fail("AttachVolume", errors.New("hook failed"))
+				var err error
+				for i := 0; i < 5; i++ {
+					_, err = e.svc.Attach(ctx, id.vol, instA, "compute-1", "/dev/vdb", volume.ModeRW)
+				}
+				return err
+			},
+			kind: volume.ErrVolumeBackendAPIException, code: http.StatusInternalServerError, persists: true,
+			after: all(wantAttachment(volume.AttachErrorAttaching, true), func(e *env, id ids) {
+				e.backend.fail("AttachVolume", nil)
+				if _, err := e.svc.Attach(ctxFor(e.t), id.vol, instA, "compute-1", "/dev/vdb", volume.ModeRW); err != nil {
+					e.t.Fatalf("attach after the hook recovered: %v", err)
+				}
+				wantAttachment(volume.AttachAttached, false)(e, id)
+			})},
+		// V13: the read-only check is upstream's API's, before the
+		// manager's mode-mismatch check and before anything is written.
+		{name: "V13 read-only, attaching with recorded ro, asked rw: InvalidVolumeAttachMode", setup: func(e *env) ids {
+			id := readonlyMultiInUse(e)
+			if err := e.svc.Reserve(ctxFor(e.t), id.vol); err != nil {
+				e.t.Fatal(err)
+			}
+			return id
+		},
+			call: attach(instB, volume.ModeRW),
+			kind: volume.ErrInvalidVolumeAttachMode, code: http.StatusBadRequest},
+		{name: "V13 read-only, instance already attached, asked rw: refused", setup: readonlyMultiInUse,
+			call: attach(instA, volume.ModeRW),
+			kind: volume.ErrInvalidVolumeAttachMode, code: http.StatusBadRequest},
+		// V17: the retry of an attach that succeeded returns its attachment
+		// before the "already attached" refusal (LP#1681543).
+		{name: "V17 retry on an in-use volume returns the attachment", setup: inUse, noop: true,
+			call: func(ctx context.Context, e *env, id ids) error {
+				a, err := e.svc.Attach(ctx, id.vol, instA, "compute-1", "/dev/vdb", volume.ModeRW)
+				if err == nil && a.ID != id.att {
+					e.t.Errorf("retry returned attachment %s, want %s", a.ID, id.att)
+				}
+				return err
+			},
+			after: all(wantVol(volume.StatusInUse, volume.AttachAttached), wantAttachment(volume.AttachAttached, false))},
+		{name: "V17 another instance on an in-use volume is still refused", setup: inUse,
+			call: attach(instB, volume.ModeRW),
+			kind: volume.ErrInvalidVolume, code: http.StatusBadRequest},
+		// V4: begin_detaching on a migrating volume is a no-op whatever
+		// its status.
+		{name: "V4 begin_detaching available + migrating is a no-op", setup: migrating(available), noop: true,
+			call:  func(ctx context.Context, e *env, id ids) error { return e.svc.BeginDetaching(ctx, id.vol) },
+			after: wantVol(volume.StatusAvailable, volume.AttachDetached)},
+		{name: "V4 begin_detaching attaching + migrating is a no-op", setup: migrating(reservedVol), noop: true,
+			call:  func(ctx context.Context, e *env, id ids) error { return e.svc.BeginDetaching(ctx, id.vol) },
+			after: wantVol(volume.StatusAttaching, volume.AttachDetached)},
+		// V8: access_mode is attached_mode, else ro when read-only, else
+		// rw; the connector's mode is not read.
+		{name: "V8 connector mode ro on a writable volume: access_mode rw", setup: reservedVol,
+			call: func(ctx context.Context, e *env, id ids) error {
+				c := hostConnector
+				c.Mode = volume.ModeRO
+				info, err := e.svc.InitializeConnection(ctx, id.vol, c)
+				if err == nil && info.AccessMode() != volume.ModeRW {
+					e.t.Errorf("access_mode %s, want rw", info.AccessMode())
+				}
+				return err
+			}},
+		{name: "V8 recorded attached_mode wins", setup: func(e *env) ids {
+			id := inUseMulti(e) // attached_mode rw
+			if err := e.svc.Reserve(ctxFor(e.t), id.vol); err != nil {
+				e.t.Fatal(err)
+			}
+			return id
+		},
+			call: func(ctx context.Context, e *env, id ids) error {
+				c := connectorFor("compute-2")
+				c.Mode = volume.ModeRO
+				info, err := e.svc.InitializeConnection(ctx, id.vol, c)
+				if err == nil && info.AccessMode() != volume.ModeRW {
+					e.t.Errorf("access_mode %s, want the recorded rw", info.AccessMode())
+				}
+				return err
+			}},
+	}
+}
