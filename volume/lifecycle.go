@@ -29,6 +29,9 @@ type VolumeSpec struct {
 	// ReadOnly sets the admin metadata readonly=True: every attach must then
 	// ask for mode ro.
 	ReadOnly bool
+	// Encryption makes an encrypted volume (LUKS); the backend must be
+	// EncryptionCapable.
+	Encryption *Encryption
 }
 
 // CreateVolume creates a volume: its record in creating (one commit), the
@@ -112,12 +115,21 @@ func (s *Service) newVolume(spec VolumeSpec) (*Volume, error) {
 	if _, ok := s.backends[backend]; !ok {
 		return nil, newError(ErrInvalidInput, "backend_configured", "no backend named %q is configured", backend)
 	}
+	if err := spec.Encryption.Validate(); err != nil {
+		return nil, newError(ErrInvalidInput, "volume_encryption_valid", "%v", err)
+	}
+	if spec.Encryption != nil {
+		if ec, ok := s.backends[backend].(EncryptionCapable); !ok || !ec.SupportsEncryption() {
+			return nil, newError(ErrInvalidInput, "backend_supports_encryption", "backend %q cannot create encrypted volumes", backend)
+		}
+	}
 	now := s.now().UTC()
 	v := &Volume{
 		ID: id, Name: spec.Name, Size: spec.Size, SizeBytes: spec.SizeBytes,
 		Status: StatusCreating, AttachStatus: AttachDetached, Multiattach: spec.Multiattach,
 		AvailabilityZone: spec.AvailabilityZone, Backend: backend, Format: spec.Format,
 		ProjectID: spec.ProjectID, CreatedAt: now, UpdatedAt: now,
+		Encryption: spec.Encryption,
 	}
 	if spec.ReadOnly {
 		v.AdminMetadata = map[string]string{MetaReadonly: "True"}

@@ -40,6 +40,9 @@ type Volume struct {
 	ProjectID string    `json:"project_id,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Encryption is the encryption spec of an encrypted volume; nil for a
+	// plain one. It holds no key material (see Encryption).
+	Encryption *Encryption `json:"encryption,omitempty"`
 }
 
 // Key returns the volume's store key.

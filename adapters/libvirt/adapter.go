@@ -71,6 +71,7 @@ func New(opts ...Option) (*Adapter, error) {
 		volume.DriverNBD:   nbdDriver{a: a},
 		volume.DriverRBD:   rbdDriver{a: a},
 	}
+	a.wrapEncryption()
 	return a, nil
 }
 

@@ -6,6 +6,8 @@ import (
 
 	"github.com/digitalocean/go-libvirt/socket"
 	"github.com/sirupsen/logrus"
+
+	"github.com/volattach/volattach/adapters/keymanager"
 )
 
 // Defaults.
@@ -55,6 +57,8 @@ type config struct {
 	initiatorFile string
 	stateDir      string
 	cacheMode     string
+	ceph          *CephSecret        // ceph.go
+	keys          keymanager.Manager // encryption.go
 }
 
 func defaultConfig() config {
@@ -81,7 +85,7 @@ func (c *config) validate() error {
 	case c.log == nil:
 		return fmt.Errorf("%w: nil logger", ErrInvalidConfig)
 	}
-	return nil
+	return c.ceph.validate()
 }
 
 // WithURI sets the libvirt URI (default qemu:///system). Local URIs

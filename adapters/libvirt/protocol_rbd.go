@@ -1,6 +1,7 @@
 package libvirt
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -10,18 +11,54 @@ import (
 	"github.com/volattach/volattach/volume"
 )
 
-// rbdDriver renders a Ceph RBD volume as a network disk with protocol rbd
-// for QEMU's librbd client (upstream LibvirtNetVolumeDriver): name
-// "pool/image", the monitors as hosts, and cephx through an existing libvirt
-// secret of type ceph named by its UUID. The secret belongs to the
-// operator, as upstream's rbd_secret_uuid does, so Connect and Disconnect
-// do nothing.
-//
-// NOT verified against a Ceph cluster: only the XML is tested (golden
-// files).
+// rbdDriver attaches a Ceph RBD image through QEMU's own librbd client
+// (upstream LibvirtNetVolumeDriver): a network disk with protocol rbd, name
+// "pool/image", the monitors as hosts, and cephx through a libvirt secret
+// of type ceph named by its UUID. As upstream's _set_auth_config_rbd, the
+// connection's auth (auth_enabled, auth_username, secret_uuid,
+// secret_type) wins; without it the host's own CephSecret is used when
+// configured. Connect makes sure the secret exists: the host's own is
+// defined from its keyring when missing, any other must be there already
+// (ErrSecretNotFound). Disconnect leaves it: it belongs to the host, not
+// to one volume.
 type rbdDriver struct {
-	noConnect
 	a *Adapter
+}
+
+// rbdAuth is the cephx user and secret a disk uses; empty without cephx.
+type rbdAuth struct{ user, uuid string }
+
+// auth reads the connection's cephx settings, falling back on the host's.
+func (r rbdDriver) auth(info volume.ConnectionInfo) (rbdAuth, error) {
+	dvt := info.DriverVolumeType
+	switch strings.ToLower(info.Data[volume.DataAuthEnabled]) {
+	case "true", "1", "yes":
+		user, err := field(info, volume.DataAuthUsername)
+		if err != nil {
+			return rbdAuth{}, err
+		}
+		if t := info.Data[volume.DataSecretType]; t != "" && t != "ceph" {
+			return rbdAuth{}, badField(dvt, volume.DataSecretType, fmt.Sprintf("%q is not ceph", t))
+		}
+		uuid := info.Data[volume.DataSecretUUID]
+		if uuid == "" && r.a.cfg.ceph != nil {
+			uuid = r.a.cfg.ceph.UUID
+		}
+		if uuid == "" {
+			return rbdAuth{}, missingField(dvt, volume.DataSecretUUID)
+		}
+		if _, err := parseUUID(uuid); err != nil {
+			return rbdAuth{}, badField(dvt, volume.DataSecretUUID, err.Error())
+		}
+		return rbdAuth{user: user, uuid: uuid}, nil
+	case "", "false", "0", "no":
+		if s := r.a.cfg.ceph; s != nil {
+			return rbdAuth{user: s.User, uuid: s.UUID}, nil
+		}
+		return rbdAuth{}, nil
+	default:
+		return rbdAuth{}, badField(dvt, volume.DataAuthEnabled, fmt.Sprintf("%q is neither true nor false", info.Data[volume.DataAuthEnabled]))
+	}
 }
 
 // Disk renders the RBD network disk.
@@ -31,25 +68,22 @@ func (r rbdDriver) Disk(info volume.ConnectionInfo, disk compute.DiskInfo) (*lib
 	if err != nil {
 		return nil, err
 	}
-	if pool, image, ok := strings.Cut(name, "/"); !ok || pool == "" || image == "" {
+	if pool, image, ok := strings.Cut(name, "/"); !ok || pool == "" || image == "" || strings.ContainsAny(name, ": @") {
 		return nil, badField(dvt, volume.DataExportName, fmt.Sprintf("%q is not pool/image", name))
 	}
 	hosts, err := rbdMonitors(info)
 	if err != nil {
 		return nil, err
 	}
+	auth, err := r.auth(info)
+	if err != nil {
+		return nil, err
+	}
 	src := &libvirtxml.DomainDiskSourceNetwork{Protocol: "rbd", Name: name, Hosts: hosts}
-	if user := info.Data[volume.DataAuthUser]; user != "" {
-		uuid, err := field(info, volume.DataSecretUUID)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := parseUUID(uuid); err != nil {
-			return nil, badField(dvt, volume.DataSecretUUID, err.Error())
-		}
+	if auth.user != "" {
 		src.Auth = &libvirtxml.DomainDiskAuth{
-			Username: user,
-			Secret:   &libvirtxml.DomainDiskSecret{Type: "ceph", UUID: uuid},
+			Username: auth.user,
+			Secret:   &libvirtxml.DomainDiskSecret{Type: "ceph", UUID: auth.uuid},
 		}
 	}
 	d, err := r.a.baseDisk(info, disk)
@@ -60,15 +94,29 @@ func (r rbdDriver) Disk(info volume.ConnectionInfo, disk compute.DiskInfo) (*lib
 	return d, nil
 }
 
-// rbdMonitors reads the Ceph monitors: host is a comma-separated list,
-// port either one port for all of them or one per host; neither given means
-// librbd finds the monitors in ceph.conf.
+// Connect makes sure the disk's ceph secret exists.
+func (r rbdDriver) Connect(ctx context.Context, info volume.ConnectionInfo, disk compute.DiskInfo) error {
+	auth, err := r.auth(info)
+	if err != nil || auth.uuid == "" {
+		return err
+	}
+	return r.a.ensureCephSecret(ctx, auth.uuid)
+}
+
+// Disconnect has nothing to undo: the ceph secret is the host's.
+func (r rbdDriver) Disconnect(context.Context, volume.ConnectionInfo, compute.DiskInfo) error {
+	return nil
+}
+
+// rbdMonitors reads the Ceph monitors: hosts is a comma-separated list,
+// ports either one port for all of them or one per host; neither given
+// means librbd finds the monitors in ceph.conf.
 func rbdMonitors(info volume.ConnectionInfo) ([]libvirtxml.DomainDiskSourceHost, error) {
 	dvt := info.DriverVolumeType
-	hostList, portList := info.Data[volume.DataHost], info.Data[volume.DataPort]
+	hostList, portList := info.Data[volume.DataHosts], info.Data[volume.DataPorts]
 	if hostList == "" {
 		if portList != "" {
-			return nil, missingField(dvt, volume.DataHost)
+			return nil, missingField(dvt, volume.DataHosts)
 		}
 		return nil, nil
 	}
@@ -78,27 +126,28 @@ func rbdMonitors(info volume.ConnectionInfo) ([]libvirtxml.DomainDiskSourceHost,
 		ports = strings.Split(portList, ",")
 	}
 	if len(ports) > 1 && len(ports) != len(hosts) {
-		return nil, badField(dvt, volume.DataPort, fmt.Sprintf("%d ports for %d hosts", len(ports), len(hosts)))
+		return nil, badField(dvt, volume.DataPorts, fmt.Sprintf("%d ports for %d hosts", len(ports), len(hosts)))
 	}
 	out := make([]libvirtxml.DomainDiskSourceHost, len(hosts))
 	for i, h := range hosts {
 		h = strings.TrimSpace(h)
-		if h == "" {
-			return nil, badField(dvt, volume.DataHost, fmt.Sprintf("empty host in %q", hostList))
+		if h == "" || strings.ContainsAny(h, " ;/[]") {
+			return nil, badField(dvt, volume.DataHosts, fmt.Sprintf("bad host %q in %q", h, hostList))
 		}
 		out[i].Name = h
+		var p string
 		switch len(ports) {
 		case 0:
+			continue
 		case 1:
-			out[i].Port = strings.TrimSpace(ports[0])
+			p = strings.TrimSpace(ports[0])
 		default:
-			out[i].Port = strings.TrimSpace(ports[i])
+			p = strings.TrimSpace(ports[i])
 		}
-		if out[i].Port != "" {
-			if err := checkPort(out[i].Port); err != nil {
-				return nil, badField(dvt, volume.DataPort, err.Error())
-			}
+		if err := checkPort(p); err != nil {
+			return nil, badField(dvt, volume.DataPorts, err.Error())
 		}
+		out[i].Port = p
 	}
 	return out, nil
 }

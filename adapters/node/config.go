@@ -8,10 +8,12 @@ import (
 
 	"github.com/volattach/volattach"
 	"github.com/volattach/volattach/adapters/etcd"
+	"github.com/volattach/volattach/adapters/keymanager"
 	"github.com/volattach/volattach/adapters/libvirt"
 	"github.com/volattach/volattach/adapters/storage/file"
 	"github.com/volattach/volattach/adapters/storage/iscsi"
 	"github.com/volattach/volattach/adapters/storage/nbd"
+	"github.com/volattach/volattach/adapters/storage/rbd"
 	"github.com/volattach/volattach/volume"
 )
 
@@ -39,6 +41,14 @@ type Config struct {
 	File  *file.Config
 	ISCSI *iscsi.Config
 	NBD   *nbd.Config
+	// RBD enables the Ceph RBD backend; the host's libvirt ceph secret is
+	// defined from its user, keyring and SecretUUID at start.
+	RBD *rbd.Config
+	// Keys is the key manager of encrypted volumes (a keymanager.File by
+	// default when set by the embedder; nil: no encrypted volumes). The
+	// file and iSCSI backends and the libvirt adapter use it unless their
+	// own configuration names another.
+	Keys keymanager.Manager
 	// Backends are further volume backends (for example an embedder's own
 	// driver), registered beside the built-in ones under their Name.
 	Backends []volume.Backend

@@ -35,6 +35,7 @@ type Node struct {
 	file    *file.Backend
 	iscsi   *iscsi.Backend
 	nbd     *nbd.Backend
+	net     networkBackends // backends.go
 	volumes *volume.Service
 	virt    *libvirt.Adapter
 	api     *compute.API
@@ -78,7 +79,7 @@ func defaults(cfg *Config) error {
 		}
 		cfg.Host = h
 	}
-	if cfg.File == nil && cfg.ISCSI == nil && cfg.NBD == nil && len(cfg.Backends) == 0 {
+	if cfg.File == nil && cfg.ISCSI == nil && cfg.NBD == nil && cfg.RBD == nil && len(cfg.Backends) == 0 {
 		return fmt.Errorf("%w: no storage backend enabled", ErrInvalidConfig)
 	}
 	if cfg.Etcd.Client != nil && cfg.Etcd.DataDir != "" {
@@ -130,8 +131,12 @@ func (n *Node) start(ctx context.Context) error {
 	if cfg.Libvirt.Detach != (libvirt.DetachPolicy{}) {
 		lopts = append(lopts, libvirt.WithDetachPolicy(cfg.Libvirt.Detach))
 	}
+	lopts = append(lopts, n.networkLibvirtOptions()...)
 	if n.virt, err = libvirt.New(append(lopts, cfg.Libvirt.Options...)...); err != nil {
 		return fmt.Errorf("node: libvirt adapter: %w", err)
+	}
+	if err := n.prepareHost(ctx); err != nil {
+		return err
 	}
 
 	n.api, err = compute.NewAPI(compute.APIConfig{
@@ -225,6 +230,11 @@ func (n *Node) startBackends() ([]volume.Backend, error) {
 		}
 		out = append(out, n.nbd)
 	}
+	netb, err := n.startNetworkBackends()
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, netb...)
 	return append(out, n.cfg.Backends...), nil
 }
 
