@@ -316,6 +316,7 @@ func (s *Service) AttachmentDelete(ctx context.Context, attachmentID string) err
 			if err := c.fireAttachment(a, AttachEventDelete, req); err != nil {
 				return err
 			}
+			c.dropAttachedMode()
 			return c.recompute(Caller{})
 		})
 		if err != nil {

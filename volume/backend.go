@@ -54,3 +54,11 @@ type ExportLister interface {
 	// sorted.
 	ListExports(ctx context.Context) ([]string, error)
 }
+
+// ConnectionsRevoker is implemented by backends that can revoke every
+// host's access to a volume at once: upstream's drivers get connector None
+// from os-force_detach and many take it to mean all hosts. ForceDetach uses
+// it when it knows no connector of the attachment.
+type ConnectionsRevoker interface {
+	TerminateAllConnections(ctx context.Context, v Volume) error
+}

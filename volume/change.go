@@ -114,8 +114,8 @@ func (c *change) touchAttachment(a *Attachment) { c.dirty[a.ID] = true }
 // remaining attachments derive (DeriveStatus), the latter through the
 // recompute_* row for the derived status (upstream volume_detached). When
 // no live attachment is left in use, the recorded attached_mode goes too
-// (upstream finish_detach deletes it unconditionally; we keep it while
-// another attachment still uses the volume).
+// (the detach paths drop it on every detach, as upstream finish_detach
+// does: dropAttachedMode).
 func (c *change) recompute(caller Caller) error {
 	v := c.st.vol
 	req := &Request{Volume: v, Attachments: c.st.atts, Caller: caller}
@@ -138,6 +138,15 @@ func (c *change) recompute(caller Caller) error {
 		return nil
 	}
 	return c.fireVolume(e, req)
+}
+
+// dropAttachedMode removes the recorded attached_mode (upstream
+// finish_detach deletes it on every detach, whatever remains attached).
+func (c *change) dropAttachedMode() {
+	if _, ok := c.st.vol.AdminMetadata[MetaAttachedMode]; ok {
+		delete(c.st.vol.AdminMetadata, MetaAttachedMode)
+		c.touchVolume()
+	}
 }
 
 // summarize sets the volume's summary attach status to the one its

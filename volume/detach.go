@@ -31,23 +31,33 @@ type detachKind struct {
 // more) makes the detach an idempotent retry: the volume's status is
 // recomputed and nil returned.
 //
-// The backend's DetachHook runs, then the export is removed unless another
-// attachment still uses it (upstream removes it unconditionally, cutting
-// off the other attachments of a multiattach volume). A failure of either
-// puts the attachment in error_detaching (VolumeBackendAPIException, 500).
-// Then one commit removes the attachment (detached) and sets the volume's
-// status to the one its remaining attachments derive (DeriveStatus).
-// Notifications volume.detach.start and volume.detach.end surround the work.
+// The backend's DetachHook runs (a failure puts the attachment in
+// error_detaching, VolumeBackendAPIException 500, as upstream's driver
+// failure does), then the export is removed unless another attachment
+// still uses it (upstream removes it unconditionally, cutting off the other
+// attachments of a multiattach volume); a failure there is a
+// VolumeBackendAPIException (500, upstream RemoveExportException) that
+// changes nothing, so a retry works. Then one commit removes the attachment
+// (detached), drops the recorded attached_mode (upstream finish_detach) and
+// sets the volume's status to the one its remaining attachments derive
+// (DeriveStatus). Notifications volume.detach.start and volume.detach.end
+// surround the work.
 func (s *Service) Detach(ctx context.Context, volumeID, attachmentID string) error {
 	return s.detach(ctx, volumeID, attachmentID, detachKind{op: "detach", event: EventDetach, attachEvent: AttachEventDetach})
 }
 
 // ForceDetach is the admin's detach (upstream os-force_detach): only for an
-// admin caller (PolicyNotAuthorized, 403, otherwise). It terminates the
-// connection first — of connector, or when nil of the connector recorded on
-// the attachment — (a failure is a 500 and changes nothing), then detaches
-// as Detach does, except that hook and export failures are logged, not
-// fatal: the attachment is removed in any case.
+// admin caller (PolicyNotAuthorized, 403, otherwise). It always terminates
+// the connection first (upstream _force_detach calls terminate_connection
+// whatever it was given): of connector, or when nil of the connector
+// recorded on the attachment; a failure is a 500 and changes nothing. With
+// neither (the legacy flow records no connector on the attachment, and the
+// built-in backends cannot revoke a host they are not told), a backend that
+// implements ConnectionsRevoker revokes every host, as upstream's drivers do
+// for a None connector; any other backend's hosts lose access when the
+// export is removed, which happens unless another attachment still uses
+// it. Then it detaches exactly as Detach does: a failing step is a 500 and
+// the attachment is kept.
 func (s *Service) ForceDetach(ctx context.Context, caller Caller, volumeID, attachmentID string, connector *Connector) error {
 	if connector != nil {
 		if err := connector.Validate(); err != nil {
@@ -141,28 +151,31 @@ func (s *Service) detach(ctx context.Context, volumeID, attachmentID string, k d
 		}
 		s.notify(ctx, NotifyDetachStart, st.vol, target)
 		if k.force {
-			if c := forceConnector(k.connector, target); c != nil {
-				if err := b.TerminateConnection(ctx, *st.vol, *c); err != nil {
-					log.WithError(err).Error("unable to terminate volume connection from backend")
-					return backendError(err, "volume %s: unable to terminate volume connection from backend", volumeID)
-				}
+			if err := s.forceTerminate(ctx, b, st.vol, target, k.connector); err != nil {
+				log.WithError(err).Error("unable to terminate volume connection from backend")
+				return backendError(err, "volume %s: unable to terminate volume connection from backend", volumeID)
 			}
 		}
-		if berr := s.releaseStorage(ctx, b, st, target); berr != nil {
-			if !k.force {
-				log.WithError(berr).Error("detach failed on the backend; attachment in error_detaching")
-				if _, err := s.apply(ctx, lk, volumeID, k.op, func(st *state, c *change) error {
-					a := st.attachment(target.ID)
-					if a == nil {
-						return nil
-					}
-					return c.fireAttachment(a, AttachEventDetachFailed, &Request{Volume: st.vol, Attachments: st.atts, Attachment: a})
-				}); err != nil {
-					return err
+		if herr := runDetachHook(ctx, b, st, target); herr != nil {
+			log.WithError(herr).Error("detach failed on the backend; attachment in error_detaching")
+			if _, err := s.apply(ctx, lk, volumeID, k.op, func(st *state, c *change) error {
+				a := st.attachment(target.ID)
+				if a == nil {
+					return nil
 				}
-				return backendError(berr, "volume %s: detach failed on the backend", volumeID)
+				return c.fireAttachment(a, AttachEventDetachFailed, &Request{Volume: st.vol, Attachments: st.atts, Attachment: a})
+			}); err != nil {
+				return err
 			}
-			log.WithError(berr).Warn("forced detach: backend cleanup failed; detaching anyway")
+			return backendError(herr, "volume %s: detach failed on the backend", volumeID)
+		}
+		if !exportInUse(st, target) {
+			if err := b.RemoveExport(ctx, *st.vol); err != nil {
+				// upstream manager.detach_volume: RemoveExportException,
+				// the attachment untouched.
+				log.WithError(err).Error("detach volume failed, due to remove-export failure")
+				return backendError(err, "volume %s: detach failed: remove export", volumeID)
+			}
 		}
 		st, err = s.apply(ctx, lk, volumeID, k.op, func(st *state, c *change) error {
 			a := st.attachment(target.ID)
@@ -176,6 +189,7 @@ func (s *Service) detach(ctx context.Context, volumeID, attachmentID string, k d
 			if err := c.fireAttachment(a, k.attachEvent, req); err != nil {
 				return err
 			}
+			c.dropAttachedMode()
 			return c.recompute(k.caller)
 		})
 		if err != nil {
@@ -196,13 +210,35 @@ func forceConnector(given *Connector, a *Attachment) *Connector {
 	return a.Connector
 }
 
+// forceTerminate is a forced detach's terminate_connection: of the
+// connector given or recorded, else of every host when the backend can
+// revoke them all (ConnectionsRevoker); else there is no host to name, and
+// the export removal that follows revokes them.
+func (s *Service) forceTerminate(ctx context.Context, b Backend, v *Volume, a *Attachment, given *Connector) error {
+	if c := forceConnector(given, a); c != nil {
+		return b.TerminateConnection(ctx, *v, *c)
+	}
+	if r, ok := b.(ConnectionsRevoker); ok {
+		return r.TerminateAllConnections(ctx, *v)
+	}
+	s.logger(ctx, "force_detach", v.ID).WithField("attachment_id", a.ID).
+		Warn("no connector given or recorded and the backend cannot revoke every host; the export removal revokes them unless another attachment still uses it")
+	return nil
+}
+
+// runDetachHook runs the backend's detach hook, if it has one.
+func runDetachHook(ctx context.Context, b Backend, st *state, a *Attachment) error {
+	if hook, ok := b.(DetachHook); ok {
+		return hook.DetachVolume(ctx, *st.vol, *a)
+	}
+	return nil
+}
+
 // releaseStorage runs the backend's detach hook and removes the export
 // unless another attachment still uses it.
 func (s *Service) releaseStorage(ctx context.Context, b Backend, st *state, a *Attachment) error {
-	if hook, ok := b.(DetachHook); ok {
-		if err := hook.DetachVolume(ctx, *st.vol, *a); err != nil {
-			return err
-		}
+	if err := runDetachHook(ctx, b, st, a); err != nil {
+		return err
 	}
 	if exportInUse(st, a) {
 		return nil

@@ -20,21 +20,34 @@ type ResetRequest struct {
 	// AttachStatus is the summary attach status to set: empty, attached or
 	// detached. detached also detaches every attachment.
 	AttachStatus AttachStatus
-	// MigrationStatus, when not nil, replaces the migration status ("none"
-	// or "" clears it).
+	// MigrationStatus, when not nil and not empty, replaces the migration
+	// status: one of MigrationStatuses, case-insensitive; "none" clears it.
 	MigrationStatus *string
 }
 
+// MigrationStatuses are the migration statuses reset_status accepts
+// (upstream cinder/objects/fields.py VolumeMigrationStatus.ALL).
+var MigrationStatuses = []string{"migrating", MigrationError, MigrationSuccess, "completing", "none", "starting"}
+
 // ResetStatus is the admin's reset-state (upstream os-reset_status,
-// cinder/api/contrib/admin_actions.py _reset_status): only for an admin
-// caller (PolicyNotAuthorized, 403), it sets the status through the table's
-// reset_status_<status> row (in-use needs attachments), the summary attach
-// status and the migration status, in one commit. With attach status
-// detached every attachment is detached (removed) in that commit, and then,
-// unlike upstream, which touches no backend and so leaves hosts connected
-// to a volume it calls detached, the connections recorded on those
-// attachments are terminated and the export removed (failures only logged:
-// the reset itself is done). Notifications volume.reset_status.start/.end.
+// cinder/api/contrib/admin_actions.py _reset_status): the request is
+// validated first (InvalidInput, 400, also for a caller who is not an
+// admin, as upstream's schema runs before its policy), then only an admin
+// caller may go on (PolicyNotAuthorized, 403). In one commit it sets the
+// status through the table's reset_status_<status> row (in-use needs
+// attachments), the summary attach status and the migration status; with
+// attach status detached it then detaches every attachment, and each
+// detach recomputes the volume's status and attach status from the
+// attachments left (upstream calls volume_detached once per attachment),
+// so the volume ends available unless a migration or upload holds it.
+//
+// Unlike upstream, which touches no backend and so leaves hosts connected
+// to a volume it calls detached, the connections recorded on the detached
+// attachments are then terminated and the export removed when nothing uses
+// it any more (failures only logged: the reset itself is done). Only
+// attachments of the attachments API record a connector: for a legacy
+// (os-attach) attachment the export removal is what revokes its host.
+// Notifications volume.reset_status.start/.end.
 func (s *Service) ResetStatus(ctx context.Context, caller Caller, volumeID string, r ResetRequest) error {
 	if r.Status == "" && r.AttachStatus == "" && r.MigrationStatus == nil {
 		return newError(ErrInvalidInput, RuleResetValid, "os-reset_status needs a status, attach_status or migration_status")
@@ -47,7 +60,18 @@ func (s *Service) ResetStatus(ctx context.Context, caller Caller, volumeID strin
 	}
 	r.AttachStatus = AttachStatus(strings.ToLower(string(r.AttachStatus)))
 	if r.AttachStatus != "" && r.AttachStatus != AttachAttached && r.AttachStatus != AttachDetached {
-		return newError(ErrInvalidInput, RuleResetValid, "volume attach status %s is invalid, valid statuses are attached and detached", r.AttachStatus)
+		return newError(ErrInvalidInput, RuleResetValid, "volume attach status %s is invalid, valid statuses are attached and detached", quoteID(string(r.AttachStatus)))
+	}
+	var migration *string
+	if r.MigrationStatus != nil && *r.MigrationStatus != "" {
+		ms := strings.ToLower(*r.MigrationStatus)
+		if !slices.Contains(MigrationStatuses, ms) {
+			return newError(ErrInvalidInput, RuleResetValid, "volume migration status %s is invalid, valid statuses are %s", quoteID(*r.MigrationStatus), strings.Join(MigrationStatuses, ", "))
+		}
+		if ms == "none" {
+			ms = ""
+		}
+		migration = &ms
 	}
 	var released []*Attachment
 	build := func(st *state, c *change) error {
@@ -65,22 +89,21 @@ func (s *Service) ResetStatus(ctx context.Context, caller Caller, volumeID strin
 			st.vol.AttachStatus = r.AttachStatus
 			c.touchVolume()
 		}
+		if migration != nil {
+			st.vol.MigrationStatus = *migration
+			c.touchVolume()
+		}
 		if r.AttachStatus == AttachDetached {
 			for _, a := range slices.Clone(st.atts) {
 				if err := c.fireAttachment(a, AttachEventReset, req); err != nil {
 					return err
 				}
 				released = append(released, a)
+				if err := resetDetached(c, caller); err != nil {
+					return err
+				}
 			}
-			delete(st.vol.AdminMetadata, MetaAttachedMode)
-		}
-		if r.MigrationStatus != nil {
-			ms := strings.ToLower(*r.MigrationStatus)
-			if ms == "none" {
-				ms = ""
-			}
-			st.vol.MigrationStatus = ms
-			c.touchVolume()
+			c.dropAttachedMode()
 		}
 		return nil
 	}
@@ -105,6 +128,26 @@ func (s *Service) ResetStatus(ctx context.Context, caller Caller, volumeID strin
 		s.notify(ctx, NotifyResetStatusEnd, st.vol, nil)
 		return nil
 	})
+}
+
+// resetDetached is upstream volume_detached after one attachment of a
+// reset: the volume's attach status and status become what the
+// attachments left derive (DeriveStatus, which holds the status during a
+// migration or upload), the status through the reset_status row of the
+// derived status: it is the admin's reset that sets it, from whatever
+// status the reset chose.
+func resetDetached(c *change, caller Caller) error {
+	v := c.st.vol
+	req := &Request{Volume: v, Attachments: c.st.atts, Caller: caller}
+	status, attach := req.derived()
+	if v.AttachStatus != attach {
+		v.AttachStatus = attach
+		c.touchVolume()
+	}
+	if status == v.Status {
+		return nil
+	}
+	return c.fireVolume(ResetEvent(status), req)
 }
 
 // releaseAfterReset terminates the connections of attachments a reset

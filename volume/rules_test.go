@@ -368,12 +368,13 @@ func legacyRules() []ruleCase {
 					e.t.Error("connection or export left after force_detach")
 				}
 			})},
-		{name: "force_detach ignores a failing detach hook", hooks: true, setup: inUse,
+		{name: "force_detach: a failing detach hook is a 500, the attachment kept in error_detaching", hooks: true, setup: inUse,
 			call: func(ctx context.Context, e *env, id ids) error {
 				e.backend.fail("DetachVolume", errors.New("hook failed"))
 				return e.svc.ForceDetach(ctx, admin, id.vol, id.att, nil)
 			},
-			after: all(wantVol(volume.StatusAvailable, volume.AttachDetached), noAttachments)},
+			kind: volume.ErrVolumeBackendAPIException, code: http.StatusInternalServerError, persists: true,
+			after: wantAttachment(volume.AttachErrorDetaching, false)},
 		{name: "force_detach terminate failure changes nothing", setup: inUse,
 			call: func(ctx context.Context, e *env, id ids) error {
 				e.backend.fail("TerminateConnection", errors.New("tgtd gone"))

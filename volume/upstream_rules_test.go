@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"testing"
 
 	"github.com/volattach/volattach/volume"
 )
@@ -142,5 +143,152 @@ func upstreamRules() []ruleCase {
 				}
 				return err
 			}},
+		// V27: a remove_export failure in os-detach is a 500 that leaves
+		// the attachment as it was, so a retry works.
+		{name: "V27 detach remove_export failure: 500, attachment untouched", setup: inUse,
+			call: func(ctx context.Context, e *env, id ids) error {
+				e.backend.fail("RemoveExport", errors.New("target busy"))
+				return e.svc.Detach(ctx, id.vol, id.att)
+			},
+			kind: volume.ErrVolumeBackendAPIException, code: http.StatusInternalServerError, persists: true, // the lock only
+			after: all(wantVol(volume.StatusInUse, volume.AttachAttached), wantAttachment(volume.AttachAttached, false), func(e *env, id ids) {
+				e.backend.fail("RemoveExport", nil)
+				if err := e.svc.Detach(ctxFor(e.t), id.vol, id.att); err != nil {
+					e.t.Fatalf("retry: %v", err)
+				}
+				e.wantStatus(id.vol, volume.StatusAvailable, volume.AttachDetached)
+			})},
+		// V32: inside force_detach too: 500, attachment kept.
+		{name: "V32 force_detach remove_export failure: 500, attachment kept", setup: inUse,
+			call: func(ctx context.Context, e *env, id ids) error {
+				e.backend.fail("RemoveExport", errors.New("target busy"))
+				return e.svc.ForceDetach(ctx, admin, id.vol, id.att, &hostConnector)
+			},
+			kind: volume.ErrVolumeBackendAPIException, code: http.StatusInternalServerError, persists: true,
+			after: all(wantVol(volume.StatusInUse, volume.AttachAttached), wantAttachment(volume.AttachAttached, false))},
+		// V28: every detach drops attached_mode, so the next attach of a
+		// multiattach volume may choose its mode.
+		{name: "V28 detach drops attached_mode while another attachment remains", setup: func(e *env) ids {
+			id := inUseMulti(e) // instA rw
+			ctx := ctxFor(e.t)
+			if err := e.svc.Reserve(ctx, id.vol); err != nil {
+				e.t.Fatal(err)
+			}
+			b, err := e.svc.Attach(ctx, id.vol, instB, "compute-1", "/dev/vdc", volume.ModeRW)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			if err := e.svc.Detach(ctx, id.vol, id.att); err != nil {
+				e.t.Fatal(err)
+			}
+			if err := e.svc.Reserve(ctx, id.vol); err != nil {
+				e.t.Fatal(err)
+			}
+			return ids{vol: id.vol, att: b.ID}
+		},
+			call:  attach(instC, volume.ModeRO),
+			after: wantVol(volume.StatusInUse, volume.AttachAttached)},
+		// R5: migration_status is one of upstream's six (400 otherwise),
+		// validated before the policy check.
+		{name: "R5 reset migration_status bogus: 400", setup: available,
+			call: func(ctx context.Context, e *env, id ids) error {
+				m := "bogus"
+				return e.svc.ResetStatus(ctx, admin, id.vol, volume.ResetRequest{MigrationStatus: &m})
+			},
+			kind: volume.ErrInvalidInput, code: http.StatusBadRequest},
+		{name: "R5 reset migration_status bogus by a non-admin: 400 before 403", setup: available,
+			call: func(ctx context.Context, e *env, id ids) error {
+				m := "bogus"
+				return e.svc.ResetStatus(ctx, volume.Caller{}, id.vol, volume.ResetRequest{MigrationStatus: &m})
+			},
+			kind: volume.ErrInvalidInput, code: http.StatusBadRequest},
+		{name: "R5 reset migration_status Starting (any case)", setup: available,
+			call: func(ctx context.Context, e *env, id ids) error {
+				m := "Starting"
+				return e.svc.ResetStatus(ctx, admin, id.vol, volume.ResetRequest{MigrationStatus: &m})
+			},
+			after: func(e *env, id ids) {
+				if got := e.get(id.vol).MigrationStatus; got != "starting" {
+					e.t.Errorf("migration_status %q", got)
+				}
+			}},
+		// R8: attach_status detached runs volume_detached per attachment,
+		// each recomputing the status.
+		{name: "R8 reset attach_status detached: available", setup: inUse,
+			call: func(ctx context.Context, e *env, id ids) error {
+				return e.svc.ResetStatus(ctx, admin, id.vol, volume.ResetRequest{AttachStatus: volume.AttachDetached})
+			},
+			after: all(wantVol(volume.StatusAvailable, volume.AttachDetached), noAttachments)},
+		{name: "R8 reset status error + attach_status detached: available", setup: inUse,
+			call: func(ctx context.Context, e *env, id ids) error {
+				return e.svc.ResetStatus(ctx, admin, id.vol, volume.ResetRequest{Status: volume.StatusError, AttachStatus: volume.AttachDetached})
+			},
+			after: wantVol(volume.StatusAvailable, volume.AttachDetached)},
+		{name: "R8 reset uploading + detached with two attachments: available", setup: func(e *env) ids {
+			id := inUseMulti(e)
+			ctx := ctxFor(e.t)
+			if err := e.svc.Reserve(ctx, id.vol); err != nil {
+				e.t.Fatal(err)
+			}
+			if _, err := e.svc.Attach(ctx, id.vol, instB, "compute-1", "/dev/vdc", volume.ModeRW); err != nil {
+				e.t.Fatal(err)
+			}
+			return id
+		},
+			call: func(ctx context.Context, e *env, id ids) error {
+				return e.svc.ResetStatus(ctx, admin, id.vol, volume.ResetRequest{Status: volume.StatusUploading, AttachStatus: volume.AttachDetached})
+			},
+			after: all(wantVol(volume.StatusAvailable, volume.AttachDetached), noAttachments)},
+		{name: "R8 reset detached while migrating holds the status", setup: inUse,
+			call: func(ctx context.Context, e *env, id ids) error {
+				m := "migrating"
+				return e.svc.ResetStatus(ctx, admin, id.vol, volume.ResetRequest{AttachStatus: volume.AttachDetached, MigrationStatus: &m})
+			},
+			after: wantVol(volume.StatusInUse, volume.AttachDetached)},
 	}
+}
+
+// revokingBackend can revoke every host of a volume at once (upstream's
+// drivers given connector None).
+type revokingBackend struct{ *fakeBackend }
+
+func (b *revokingBackend) TerminateAllConnections(ctx context.Context, v volume.Volume) error {
+	if err := b.enter("TerminateAllConnections"); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.conns, v.ID)
+	return nil
+}
+
+// TestForceDetachAlwaysTerminates (V31): os-force_detach terminates the
+// connection whatever it was given: a legacy attachment records no
+// connector, and a backend that can revoke every host is asked to; a
+// failure there is a 500 that changes nothing.
+func TestForceDetachAlwaysTerminates(t *testing.T) {
+	fake := newFakeBackend()
+	e := newEnv(t, &revokingBackend{fake}, fake)
+	ctx := ctxFor(t)
+	v, a := e.attached(volume.VolumeSpec{}, instA)
+	if got := e.backend.connectedHosts(v.ID); len(got) != 1 {
+		t.Fatalf("connected hosts %v before the forced detach", got)
+	}
+	fake.fail("TerminateAllConnections", errors.New("array offline"))
+	if err := e.svc.ForceDetach(ctx, admin, v.ID, a.ID, nil); !errors.Is(err, volume.ErrVolumeBackendAPIException) {
+		t.Fatalf("ForceDetach with a failing revoke: %v", err)
+	}
+	e.wantStatus(v.ID, volume.StatusInUse, volume.AttachAttached)
+	wantAttachment(volume.AttachAttached, false)(e, ids{vol: v.ID})
+	fake.fail("TerminateAllConnections", nil)
+	if err := e.svc.ForceDetach(ctx, admin, v.ID, a.ID, nil); err != nil {
+		t.Fatalf("ForceDetach: %v", err)
+	}
+	if n := fake.callCount("TerminateAllConnections"); n != 2 {
+		t.Errorf("TerminateAllConnections called %d times, want 2", n)
+	}
+	if got := fake.connectedHosts(v.ID); len(got) != 0 {
+		t.Errorf("hosts still connected after force_detach: %v", got)
+	}
+	e.wantStatus(v.ID, volume.StatusAvailable, volume.AttachDetached)
 }
