@@ -55,10 +55,11 @@ var attachTable = fsm.New("volume.attach_status", fsm.Definition[AttachStatus, A
 	Entry:    []AttachStatus{AttachAttaching},
 	Terminal: []AttachStatus{AttachDetached, AttachDeleted},
 	Rows: []fsm.Row[AttachStatus, AttachEvent, *Request]{
-		// cinder/volume/manager.py attachment_update: volume_attached(mark_attached=False).
-		{Event: AttachEventUpdate, From: []AttachStatus{AttachReserved, AttachAttaching, AttachAttached, AttachErrorAttaching}, To: AttachAttaching},
-		// cinder/api/v3/attachments.py complete: attachment attached.
-		{Event: AttachEventComplete, From: []AttachStatus{AttachReserved, AttachAttaching, AttachAttached}, To: AttachAttached},
+		// cinder/volume/manager.py attachment_update: volume_attached(mark_attached=False);
+		// no attachment-status precondition.
+		{Event: AttachEventUpdate, From: liveAttach, To: AttachAttaching},
+		// cinder/api/v3/attachments.py complete: attachment attached; no precondition.
+		{Event: AttachEventComplete, From: liveAttach, To: AttachAttached},
 		// cinder/objects/volume_attachment.py finish_attach (legacy attach step 8).
 		{Event: AttachEventFinishAttach, From: []AttachStatus{AttachAttaching}, To: AttachAttached},
 		// cinder/volume/manager.py attach_volume steps 5-7: error_attaching.

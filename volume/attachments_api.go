@@ -30,11 +30,14 @@ func attachmentsConnector(c Connector) error {
 // attachment is reserved, in mode ro for a read-only volume, else mode
 // ("" leaves it to the connector; otherwise rw or ro).
 //
-// With a connector, the attachment is then updated as AttachmentUpdate does
-// (connection initialised, attaching) under the same lock; if that update
-// fails, the reservation stays, as upstream, and the update's error is
-// returned. instanceUUID, when given, must be a UUID (InvalidUUID, 400,
-// nothing persisted).
+// With a connector, the new attachment is then connected under the same
+// lock as upstream's manager-side attachment_update does it (connection
+// initialised, attachment and volume attaching), without the API's checks
+// of AttachmentUpdate: no duplicate-connector refusal, so that live
+// migration can connect the destination host of an instance that is
+// attached on its source host; if that fails, the reservation stays, as
+// upstream, and the error is returned. instanceUUID, when given, must be a
+// UUID (InvalidUUID, 400, nothing persisted).
 func (s *Service) AttachmentCreate(ctx context.Context, volumeID, instanceUUID string, connector *Connector, mode string) (*Attachment, error) {
 	if instanceUUID != "" && !IsUUIDLike(instanceUUID) {
 		return nil, newError(ErrInvalidUUID, RuleInstanceUUIDLike, "expected a UUID but received %s", instanceUUID)
@@ -97,7 +100,7 @@ func (s *Service) AttachmentCreate(ctx context.Context, volumeID, instanceUUID s
 			return nil
 		}
 		var err error
-		out, err = s.attachmentUpdate(ctx, lk, volumeID, created.ID, *connector)
+		out, err = s.attachmentUpdate(ctx, lk, volumeID, created.ID, *connector, EventAttachmentConnect)
 		return err
 	})
 	return out, err
@@ -112,7 +115,8 @@ func (s *Service) AttachmentCreate(ctx context.Context, volumeID, instanceUUID s
 // nothing); then one commit sets the attachment attaching, with the
 // connector, connection_info, host, mountpoint and mode (the attachment's
 // mode when it has one, else the connector's, else rw), and the volume
-// attaching.
+// attaching, its attach status attaching (upstream volume_attached with
+// mark_attached=False writes both).
 func (s *Service) AttachmentUpdate(ctx context.Context, attachmentID string, connector Connector) (*Attachment, error) {
 	if err := attachmentsConnector(connector); err != nil {
 		return nil, err
@@ -125,27 +129,28 @@ func (s *Service) AttachmentUpdate(ctx context.Context, attachmentID string, con
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := s.updatable(st, attachmentID, connector); err != nil {
+	if _, _, err := s.updatable(st, attachmentID, connector, EventAttachmentUpdate); err != nil {
 		return nil, err
 	}
 	var out *Attachment
 	err = s.locked(ctx, a.VolumeID, func(ctx context.Context, lk volattach.Lock) error {
 		var err error
-		out, err = s.attachmentUpdate(ctx, lk, a.VolumeID, attachmentID, connector)
+		out, err = s.attachmentUpdate(ctx, lk, a.VolumeID, attachmentID, connector, EventAttachmentUpdate)
 		return err
 	})
 	return out, err
 }
 
-// updatable checks an attachment update on st and returns the attachment
-// and the volume's backend.
-func (s *Service) updatable(st *state, attachmentID string, connector Connector) (*Attachment, Backend, error) {
+// updatable checks an attachment update (event: the API's
+// attachment_update, or the manager's alone) on st and returns the
+// attachment and the volume's backend.
+func (s *Service) updatable(st *state, attachmentID string, connector Connector, event Event) (*Attachment, Backend, error) {
 	a := st.attachment(attachmentID)
 	if a == nil {
 		return nil, nil, newError(ErrVolumeAttachmentNotFound, "", "volume attachment could not be found with filter: attachment_id = %s", attachmentID)
 	}
 	req := &Request{Volume: st.vol, Attachments: st.atts, Attachment: a}
-	if _, err := statusTable.Next(st.vol.Status, EventAttachmentUpdate, req); err != nil {
+	if _, err := statusTable.Next(st.vol.Status, event, req); err != nil {
 		return nil, nil, err
 	}
 	if _, err := attachTable.Next(a.AttachStatus, AttachEventUpdate, req); err != nil {
@@ -158,13 +163,15 @@ func (s *Service) updatable(st *state, attachmentID string, connector Connector)
 	return a, b, validateForBackend(b, connector)
 }
 
-// attachmentUpdate is AttachmentUpdate under the volume lock.
-func (s *Service) attachmentUpdate(ctx context.Context, lk volattach.Lock, volumeID, attachmentID string, connector Connector) (*Attachment, error) {
+// attachmentUpdate is AttachmentUpdate under the volume lock, its volume
+// moving along event's row (EventAttachmentUpdate, or
+// EventAttachmentConnect for attachment_create with a connector).
+func (s *Service) attachmentUpdate(ctx context.Context, lk volattach.Lock, volumeID, attachmentID string, connector Connector, event Event) (*Attachment, error) {
 	st, err := s.read(ctx, volumeID)
 	if err != nil {
 		return nil, err
 	}
-	a, b, err := s.updatable(st, attachmentID, connector)
+	a, b, err := s.updatable(st, attachmentID, connector, event)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +197,7 @@ func (s *Service) attachmentUpdate(ctx context.Context, lk volattach.Lock, volum
 			return newError(ErrVolumeAttachmentNotFound, "", "volume attachment could not be found with filter: attachment_id = %s", attachmentID)
 		}
 		req := &Request{Volume: st.vol, Attachments: st.atts, Attachment: a}
-		if err := c.fireVolume(EventAttachmentUpdate, req); err != nil {
+		if err := c.fireVolume(event, req); err != nil {
 			return err
 		}
 		if err := c.fireAttachment(a, AttachEventUpdate, req); err != nil {
@@ -201,7 +208,9 @@ func (s *Service) attachmentUpdate(ctx context.Context, lk volattach.Lock, volum
 		a.AttachedHost, a.Mountpoint, a.AttachMode = connector.Host, connector.Mountpoint, mode
 		a.Message = ""
 		out = a
-		c.summarize()
+		// cinder/db/api.py volume_attached(mark_attached=False): the
+		// volume's attach_status is attaching, whatever else is attached.
+		st.vol.AttachStatus = AttachAttaching
 		return nil
 	})
 	if err != nil {
@@ -212,8 +221,9 @@ func (s *Service) attachmentUpdate(ctx context.Context, lk volattach.Lock, volum
 }
 
 // AttachmentComplete marks an attachment attached and its volume in-use
-// (upstream POST /attachments/{id}/action os-complete; no status check
-// upstream beyond the tables' rows). Notification volume.attach.end.
+// and attached (upstream POST /attachments/{id}/action os-complete, which
+// has no precondition: any live attachment completes). Notification
+// volume.attach.end.
 func (s *Service) AttachmentComplete(ctx context.Context, attachmentID string) error {
 	a, err := s.readAttachment(ctx, attachmentID)
 	if err != nil {

@@ -118,14 +118,15 @@ var guardInstanceAttached = Guard{Name: RuleInstanceAttached, Check: func(r *Req
 }}
 
 // guardNoDuplicateConnector: cinder/volume/api.py attachment_update: a
-// volume that is not multiattach, with more than one attachment, cannot have
-// a second one holding connection_info ("duplicate connectors", 409).
+// volume that is not multiattach, with more than one attachment, of which
+// any (the one being updated included) holds connection_info, takes no
+// other connection ("duplicate connectors", 409).
 var guardNoDuplicateConnector = Guard{Name: RuleNoDuplicateConnector, Check: func(r *Request) error {
 	if r.Volume.Multiattach || len(r.Attachments) < 2 {
 		return nil
 	}
 	for _, a := range r.Attachments {
-		if a.ConnectionInfo != nil && (r.Attachment == nil || a.ID != r.Attachment.ID) {
+		if a.ConnectionInfo != nil {
 			return newError(ErrResourceConflict, RuleNoDuplicateConnector,
 				"duplicate connectors detected on volume %s", r.Volume.ID)
 		}

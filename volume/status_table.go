@@ -38,6 +38,10 @@ const (
 	EventAttachmentCreate             Event = "attachment_create"
 	EventAttachmentCreateSameInstance Event = "attachment_create_same_instance"
 	EventAttachmentUpdate             Event = "attachment_update"
+	// EventAttachmentConnect is the manager's attachment_update alone, as
+	// attachment_create with a connector calls it: none of the API's
+	// checks (live migration attaches the destination host this way).
+	EventAttachmentConnect Event = "attachment_connect"
 	EventAttachmentComplete           Event = "attachment_complete"
 	EventAttachmentDelete             Event = "attachment_delete"
 
@@ -166,6 +170,10 @@ func statusRows() []fsm.Row[Status, Event, *Request] {
 		// attachment_update (volume_attached mark_attached=False): attaching,
 		// not from an error status (409).
 		{Event: EventAttachmentUpdate, From: nonErrorLive(), To: StatusAttaching, Guards: []Guard{guardNoDuplicateConnector}},
+		// cinder/volume/api.py attachment_create with a connector calls
+		// volume_rpcapi.attachment_update, the manager's: volume_attached
+		// (mark_attached=False) without the API's checks.
+		{Event: EventAttachmentConnect, From: liveStatuses, To: StatusAttaching},
 		// cinder/api/v3/attachments.py complete: no check, volume in-use.
 		{Event: EventAttachmentComplete, From: liveStatuses, To: StatusInUse},
 		// cinder/volume/api.py attachment_delete: no status check; the

@@ -122,9 +122,10 @@ func TestAttachTableRows(t *testing.T) {
 		status int
 	}{
 		{name: "update reserved", from: AttachReserved, event: AttachEventUpdate, want: AttachAttaching},
-		{name: "update error_detaching", from: AttachErrorDetaching, event: AttachEventUpdate, kind: ErrInvalidVolume, rule: fsm.RuleNoTransition, status: 400},
+		{name: "update error_detaching (A9: no precondition)", from: AttachErrorDetaching, event: AttachEventUpdate, want: AttachAttaching},
 		{name: "complete attaching", from: AttachAttaching, event: AttachEventComplete, want: AttachAttached},
-		{name: "complete error_attaching", from: AttachErrorAttaching, event: AttachEventComplete, kind: ErrInvalidVolume, rule: fsm.RuleNoTransition, status: 400},
+		{name: "complete error_attaching (A12: no precondition)", from: AttachErrorAttaching, event: AttachEventComplete, want: AttachAttached},
+		{name: "complete error_detaching (A12: no precondition)", from: AttachErrorDetaching, event: AttachEventComplete, want: AttachAttached},
 		{name: "finish_attach", from: AttachAttaching, event: AttachEventFinishAttach, want: AttachAttached},
 		{name: "finish_attach reserved", from: AttachReserved, event: AttachEventFinishAttach, kind: ErrInvalidVolume, rule: fsm.RuleNoTransition, status: 400},
 		{name: "attach_failed", from: AttachAttaching, event: AttachEventAttachFailed, want: AttachErrorAttaching},

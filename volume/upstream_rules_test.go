@@ -41,7 +41,85 @@ func upstreamRules() []ruleCase {
 			return id
 		}
 	}
+	// connectedViaAttachments is a volume in-use through the attachments
+	// API: instA's attachment connected on compute-1 and completed.
+	connectedViaAttachments := func(e *env) ids {
+		id := available(e)
+		ctx := ctxFor(e.t)
+		a, err := e.svc.AttachmentCreate(ctx, id.vol, instA, &hostConnector, "")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if err := e.svc.AttachmentComplete(ctx, a.ID); err != nil {
+			e.t.Fatal(err)
+		}
+		id.att = a.ID
+		return id
+	}
 	return []ruleCase{
+		// A5: live migration: attachment_create with a connector for an
+		// instance attached on another host connects the new attachment.
+		{name: "A5 attachment_create with a connector for an attached instance (live migration)", setup: connectedViaAttachments,
+			call: func(ctx context.Context, e *env, id ids) error {
+				b, err := e.svc.AttachmentCreate(ctx, id.vol, instA, ptr(connectorFor("compute-2")), "")
+				if err == nil && (b.AttachStatus != volume.AttachAttaching || b.ConnectionInfo == nil || b.AttachedHost != "compute-2") {
+					e.t.Errorf("new attachment %+v, want attaching on compute-2 with connection_info", b)
+				}
+				return err
+			},
+			after: all(wantVol(volume.StatusAttaching, volume.AttachAttaching), func(e *env, id ids) {
+				if hosts := e.backend.connectedHosts(id.vol); len(hosts) != 2 {
+					e.t.Errorf("connected hosts %v, want the source and the destination", hosts)
+				}
+			})},
+		// A7: the duplicate-connector check counts the updated attachment.
+		{name: "A7 attachment_update of a connected attachment beside a reservation: 409", setup: func(e *env) ids {
+			id := connectedViaAttachments(e)
+			if _, err := e.svc.AttachmentCreate(ctxFor(e.t), id.vol, instA, nil, ""); err != nil {
+				e.t.Fatal(err)
+			}
+			return id
+		},
+			call: func(ctx context.Context, e *env, id ids) error {
+				_, err := e.svc.AttachmentUpdate(ctx, id.att, hostConnector)
+				return err
+			},
+			kind: volume.ErrResourceConflict, code: http.StatusConflict},
+		// A10: after an update the volume's attach_status is attaching,
+		// even with another attachment attached.
+		{name: "A10 attachment_update beside an attached attachment: attaching/attaching", setup: func(e *env) ids {
+			v := e.create(volume.VolumeSpec{Multiattach: true})
+			ctx := ctxFor(e.t)
+			a, err := e.svc.AttachmentCreate(ctx, v.ID, instA, &hostConnector, "")
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			if err := e.svc.AttachmentComplete(ctx, a.ID); err != nil {
+				e.t.Fatal(err)
+			}
+			b, err := e.svc.AttachmentCreate(ctx, v.ID, instB, nil, "")
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			return ids{vol: v.ID, att: a.ID, att2: b.ID}
+		},
+			call: func(ctx context.Context, e *env, id ids) error {
+				_, err := e.svc.AttachmentUpdate(ctx, id.att2, connectorFor("compute-2"))
+				return err
+			},
+			after: wantVol(volume.StatusAttaching, volume.AttachAttaching)},
+		// A12: os-complete has no precondition.
+		{name: "A12 complete of an error_attaching attachment", hooks: true, setup: func(e *env) ids {
+			id := reservedVol(e)
+			e.backend.fail("AttachVolume", errors.New("hook failed"))
+			if _, err := e.svc.Attach(ctxFor(e.t), id.vol, instA, "compute-1", "/dev/vdb", ""); !errors.Is(err, volume.ErrVolumeBackendAPIException) {
+				e.t.Fatal(err)
+			}
+			id.att = e.attachments(id.vol)[0].ID
+			return id
+		},
+			call:  func(ctx context.Context, e *env, id ids) error { return e.svc.AttachmentComplete(ctx, id.att) },
+			after: all(wantVol(volume.StatusInUse, volume.AttachAttached), wantAttachment(volume.AttachAttached, true))},
 		// V14 (review L4): the instance id is checked by upstream's request
 		// schema, so a refused attach writes nothing, however often.
 		{name: "V14 non-UUID instance, 20 times: nothing recorded", setup: reservedVol,
@@ -292,3 +370,5 @@ func TestForceDetachAlwaysTerminates(t *testing.T) {
 	}
 	e.wantStatus(v.ID, volume.StatusAvailable, volume.AttachDetached)
 }
+
+func ptr[T any](v T) *T { return &v }
