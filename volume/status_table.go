@@ -41,9 +41,9 @@ const (
 	// EventAttachmentConnect is the manager's attachment_update alone, as
 	// attachment_create with a connector calls it: none of the API's
 	// checks (live migration attaches the destination host this way).
-	EventAttachmentConnect Event = "attachment_connect"
-	EventAttachmentComplete           Event = "attachment_complete"
-	EventAttachmentDelete             Event = "attachment_delete"
+	EventAttachmentConnect  Event = "attachment_connect"
+	EventAttachmentComplete Event = "attachment_complete"
+	EventAttachmentDelete   Event = "attachment_delete"
 
 	EventRecomputeAvailable Event = "recompute_available"
 	EventRecomputeInUse     Event = "recompute_in_use"
