@@ -78,3 +78,4 @@ wait_for "tgtd" tgtadm --lld iscsi --op show --mode target
 
 bash "$(dirname "${BASH_SOURCE[0]}")/env-ceph.sh" # Ceph RBD: one monitor, a memstore OSD, pool "volumes"
 log "ready: $(virsh -c qemu:///system version 2>/dev/null | grep -i 'running hypervisor' || true)"
+bash "$(dirname "$0")/env-keystone.sh"
