@@ -34,17 +34,14 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-## docs: regenerate docs/state-machines.md from the tables.
+## docs: regenerate docs/state-machines.md and docs/<table>.svg (Graphviz)
+## from the tables.
 docs:
-	$(GO) run ./examples/statetables -format doc > docs/state-machines.md
+	@bash scripts/docs.sh write
 
-## docs-check: fail when docs/state-machines.md is stale.
+## docs-check: fail when docs/state-machines.md or an SVG is stale.
 docs-check:
-	@$(GO) run ./examples/statetables -format doc > .state-machines.md.tmp; \
-	if ! cmp -s .state-machines.md.tmp docs/state-machines.md; then \
-		rm -f .state-machines.md.tmp; \
-		echo "docs/state-machines.md is stale: run 'make docs' and commit it"; exit 1; \
-	fi; rm -f .state-machines.md.tmp
+	@bash scripts/docs.sh check
 
 ## bench: every benchmark, benchstat-friendly.
 bench: env

@@ -8,8 +8,9 @@ import (
 )
 
 // Fire performs one guarded transition through github.com/looplab/fsm: the
-// guards are evaluated first (see Next), then a fresh looplab machine, built
-// from the persisted state with only the row being fired, executes the event.
+// guards are evaluated and the target chosen first (see Next), then a fresh
+// looplab machine, built from the persisted state with only the row being
+// fired (and only its chosen target), executes the event.
 // A machine is never reused across operations, so no state is cached in
 // memory that storage does not have. Fire returns what Next returns for the
 // same arguments; on an error the state is returned unchanged.
@@ -23,7 +24,7 @@ func (t *Table[S, E, T]) Fire(ctx context.Context, state S, event E, subject T) 
 	if !ok {
 		return state, t.noRow(state, event)
 	}
-	to, err := t.next(state, event, subject, e.row)
+	to, alt, err := t.next(state, event, subject, e.row)
 	if err != nil {
 		return state, err
 	}
@@ -32,7 +33,7 @@ func (t *Table[S, E, T]) Fire(ctx context.Context, state S, event E, subject T) 
 		// spares an allocation on the common Background path.
 		ctx = context.WithoutCancel(ctx)
 	}
-	m := looplab.NewFSM(string(state), e.looplab, nil)
+	m := looplab.NewFSM(string(state), e.looplab[max(alt, 0)], nil)
 	err = m.Event(ctx, string(event))
 	if unchanged, ok := err.(looplab.NoTransitionError); ok && unchanged.Err == nil {
 		// looplab's way of reporting a row that leaves the state unchanged.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -13,8 +14,11 @@ import (
 )
 
 // A generated table has states s0..sN (some hyphenated), events e0..eM, and
-// guards g0..gK; guard gJ refuses a subject whose bit J is set. Its rows are
-// also kept as plain data, the model the table is checked against.
+// guards g0..gK; guard gJ refuses a subject whose bit J is set. A row with
+// alternatives chooses among k targets by the subject's top bits: its guard
+// cK_J allows a subject whose value >> 4 is J modulo K, so the guards are
+// disjoint, and a fallback, when drawn, replaces the last guarded one. Its
+// rows are also kept as plain data, the model the table is checked against.
 
 type genSubject = uint8
 
@@ -29,6 +33,16 @@ func genGuard(j int) fsm.Guard[genSubject] {
 	return fsm.Guard[genSubject]{Name: fmt.Sprintf("g%d", j), Check: func(s genSubject) error {
 		if s&(1<<j) != 0 {
 			return fmt.Errorf("bit %d is set", j)
+		}
+		return nil
+	}}
+}
+
+// choiceGuard allows exactly the subjects whose top nibble is j modulo k.
+func choiceGuard(k, j int) fsm.Guard[genSubject] {
+	return fsm.Guard[genSubject]{Name: fmt.Sprintf("c%d_%d", k, j), Check: func(s genSubject) error {
+		if int(s>>4)%k != j {
+			return fmt.Errorf("top nibble %d is not %d mod %d", s>>4, j, k)
 		}
 		return nil
 	}}
@@ -110,14 +124,36 @@ func drawTable(t *rapid.T) genTable {
 		if len(from) == 0 {
 			continue
 		}
-		to := ""
-		if k := rapid.IntRange(-1, n-1).Draw(t, "to"); k >= 0 {
-			to = g.states[k]
+		set := ""
+		if rapid.Bool().Draw(t, "any-state row") {
+			from, set = slices.Clone(g.states), "all"
 		}
-		g.rows = append(g.rows, fsm.Row[string, string, genSubject]{Event: event(from...), From: from, To: to, Guards: drawGuards()})
+		r := fsm.Row[string, string, genSubject]{Event: event(from...), Guards: drawGuards()}
+		if set != "" {
+			r.Set = set
+		} else {
+			r.From = from
+		}
+		if n >= 2 && rapid.Bool().Draw(t, "alternatives") {
+			// k alternatives to distinct targets ("" counts as one).
+			targets := rapid.Permutation(append(slices.Clone(g.states), "")).Draw(t, "targets")
+			k := rapid.IntRange(2, min(4, len(targets))).Draw(t, "k")
+			fallback := rapid.Bool().Draw(t, "fallback")
+			for j := range k {
+				a := fsm.Alternative[string, genSubject]{To: targets[j]}
+				if !fallback || j < k-1 {
+					a.When = choiceGuard(k, j)
+				}
+				r.Alternatives = append(r.Alternatives, a)
+			}
+		} else if k := rapid.IntRange(-1, n-1).Draw(t, "to"); k >= 0 {
+			r.To = g.states[k]
+		}
+		g.rows = append(g.rows, r)
 	}
 	table, err := fsm.Build("gen", fsm.Definition[string, string, genSubject]{
 		States: g.states, Initial: g.states[0], Terminal: terminal, Rows: g.rows,
+		Sets: []fsm.StateSet[string]{{Name: "all", States: g.states}},
 	})
 	if err != nil {
 		t.Fatalf("a generated valid table did not build: %v", err)
@@ -130,7 +166,7 @@ func drawTable(t *rapid.T) genTable {
 // from the rows: the next state and, for a refusal, the rule that refuses.
 func (g genTable) model(state, event string, subj genSubject) (next, rule string) {
 	for _, r := range g.rows {
-		if r.Event != event || !slices.Contains(r.From, state) {
+		if r.Event != event || !(slices.Contains(r.From, state) || r.Set == "all") {
 			continue
 		}
 		for _, gd := range r.Guards {
@@ -138,10 +174,23 @@ func (g genTable) model(state, event string, subj genSubject) (next, rule string
 				return state, gd.Name
 			}
 		}
-		if r.To == "" {
-			return state, ""
+		if len(r.Alternatives) == 0 {
+			if r.To == "" {
+				return state, ""
+			}
+			return r.To, ""
 		}
-		return r.To, ""
+		var names []string
+		for _, a := range r.Alternatives {
+			if a.IsFallback() || a.When.Check(subj) == nil {
+				if a.To == "" {
+					return state, ""
+				}
+				return a.To, ""
+			}
+			names = append(names, a.When.Name)
+		}
+		return state, strings.Join(names, " | ")
 	}
 	return state, fsm.RuleNoTransition
 }
@@ -224,8 +273,62 @@ func TestPropertyDescribeMatchesRows(t *testing.T) {
 			for j, gd := range r.Guards {
 				names[j] = gd.Name
 			}
-			if dr.Event != r.Event || dr.To != r.To || !slices.Equal(dr.From, r.From) || !slices.Equal(dr.Guards, names) {
+			from := r.From
+			if r.Set != "" {
+				from = g.states
+			}
+			var alts []fsm.DescribedAlternative
+			for _, a := range r.Alternatives {
+				alts = append(alts, fsm.DescribedAlternative{To: a.To, Guard: a.When.Name})
+			}
+			if dr.Event != r.Event || dr.To != r.To || dr.Set != r.Set || !slices.Equal(dr.From, from) ||
+				!slices.Equal(dr.Guards, names) || !slices.Equal(dr.Alternatives, alts) {
 				t.Fatalf("row %d described as %+v, defined as %+v", i, dr, r)
+			}
+		}
+	})
+}
+
+func TestPropertyExactlyOneAlternativeApplies(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		g := drawTable(t)
+		subj := rapid.Uint8().Draw(t, "subject")
+		for _, r := range g.table.Rows() {
+			if len(r.Alternatives) == 0 || slices.ContainsFunc(r.Guards, func(gd fsm.Guard[genSubject]) bool { return gd.Check(subj) != nil }) {
+				continue
+			}
+			holding, fallback := -1, -1
+			for i, a := range r.Alternatives {
+				switch {
+				case a.IsFallback():
+					fallback = i
+				case a.When.Check(subj) == nil:
+					if holding >= 0 {
+						t.Fatalf("%s: alternatives %d and %d both apply to %d", r.Event, holding, i, subj)
+					}
+					holding = i
+				}
+			}
+			if holding < 0 {
+				holding = fallback
+			}
+			from := r.From[rapid.IntRange(0, len(r.From)-1).Draw(t, "from")]
+			c, err := g.table.Choose(from, r.Event, subj)
+			if holding < 0 {
+				// No alternative applies and there is no fallback: a refusal
+				// naming every alternative's guard.
+				var re *fsm.RefusedError
+				if !errors.As(err, &re) || strings.Count(re.Rule, " | ") != len(r.Alternatives)-1 {
+					t.Fatalf("%s from %s for %d: (%+v, %v), want a refusal naming the alternatives", r.Event, from, subj, c, err)
+				}
+				continue
+			}
+			// Exactly one alternative (a guarded one, else the fallback)
+			// applies, and Choose and Next take it.
+			want := r.Alternatives[holding]
+			next, nerr := g.table.Next(from, r.Event, subj)
+			if err != nil || nerr != nil || c.To != r.Targets(from)[holding] || next != c.To || c.When != want.When.Name {
+				t.Fatalf("%s from %s for %d: Choose (%+v, %v), Next (%q, %v), want alternative %d", r.Event, from, subj, c, err, next, nerr, holding)
 			}
 		}
 	})

@@ -7,11 +7,16 @@ import (
 
 // RenderDOT writes d as a Graphviz digraph. Every identifier is quoted, so
 // any state name is valid. A point node enters the initial state, terminal
-// states have a double border, and every (row, from-state) pair is one edge
-// labelled with the event and, on a second line, its guards; a row that
-// leaves the state unchanged is a self-loop. States and edges follow
-// definition order, so the output is reproducible.
+// states have a double border, a row to the removed pseudo-state ends in a
+// final (bull's-eye) node labelled with its name, and every
+// (row, from-state, target) is one edge labelled with the event and, on a
+// second line, its guards (an alternative's own guard last); a row that
+// leaves the state unchanged is a self-loop. The any-state rows of each state
+// set are drawn once, as a note node listing them, and the states no edge
+// touches are grouped beside the notes. States and edges follow definition
+// order, so the output is reproducible.
 func RenderDOT(w io.Writer, d Description) error {
+	edges, notes := diagram(d, "\n")
 	terminal := make(map[string]bool, len(d.Terminal))
 	taken := make(map[string]bool, len(d.States))
 	for _, s := range d.Terminal {
@@ -20,34 +25,68 @@ func RenderDOT(w io.Writer, d Description) error {
 	for _, s := range d.States {
 		taken[s] = true
 	}
-	start := "__start__"
-	for taken[start] {
-		start = "_" + start + "_"
+	fresh := func(name string) string {
+		for taken[name] {
+			name = "_" + name + "_"
+		}
+		taken[name] = true
+		return name
+	}
+	start := fresh("__start__")
+	removed := ""
+	onEdge := map[string]bool{d.Initial: true}
+	for _, e := range edges {
+		onEdge[e.from] = true
+		onEdge[e.to] = true
+		if e.removed && removed == "" {
+			removed = fresh("__removed__")
+		}
 	}
 	var b strings.Builder
 	b.WriteString("digraph " + dotQuote(d.Name) + " {\n")
 	b.WriteString("\trankdir=LR;\n")
-	b.WriteString("\tnode [shape=box, style=rounded];\n")
+	b.WriteString("\tnode [shape=box, style=rounded, fontname=\"Helvetica\", fontsize=11];\n")
+	b.WriteString("\tedge [fontname=\"Helvetica\", fontsize=9];\n")
 	b.WriteString("\t" + dotQuote(start) + " [shape=point, label=\"\"];\n")
+	var apart []string
 	for _, s := range d.States {
+		if !onEdge[s] && !terminal[s] {
+			apart = append(apart, s)
+			continue
+		}
 		if terminal[s] {
 			b.WriteString("\t" + dotQuote(s) + " [peripheries=2];\n")
 		} else {
 			b.WriteString("\t" + dotQuote(s) + ";\n")
 		}
 	}
+	if removed != "" {
+		b.WriteString("\t" + dotQuote(removed) + " [shape=doublecircle, style=filled, fillcolor=black, width=0.15, label=\"\", xlabel=" + dotQuote(d.Removed) + "];\n")
+	}
 	if d.Initial != "" {
 		b.WriteString("\t" + dotQuote(start) + " -> " + dotQuote(d.Initial) + ";\n")
 	}
-	for _, r := range d.Transitions {
-		label := dotQuote(edgeLabel(r, "\n"))
-		for _, f := range r.From {
-			to := r.To
-			if to == "" {
-				to = f
-			}
-			b.WriteString("\t" + dotQuote(f) + " -> " + dotQuote(to) + " [label=" + label + "];\n")
+	for _, e := range edges {
+		to := e.to
+		if e.removed {
+			to = removed
 		}
+		b.WriteString("\t" + dotQuote(e.from) + " -> " + dotQuote(to) + " [label=" + dotQuote(e.label) + "];\n")
+	}
+	if len(notes) > 0 || len(apart) > 0 {
+		// The notes and the states only their rows (or other flows) reach,
+		// kept together off the main graph.
+		b.WriteString("\tsubgraph " + dotQuote("cluster_"+fresh("__notes__")) + " {\n")
+		b.WriteString("\t\tlabel=\"any-state rows, and states no edge above touches\";\n")
+		b.WriteString("\t\tstyle=dashed; fontname=\"Helvetica\"; fontsize=10;\n")
+		for _, n := range notes {
+			label := setTitle(n.set) + "\n\n" + strings.Join(n.lines, "\n") + "\n"
+			b.WriteString("\t\t" + dotQuote(fresh("__set_"+n.set.Name+"__")) + " [shape=note, style=\"\", fontsize=9, label=" + dotLeftQuote(label) + "];\n")
+		}
+		for _, s := range apart {
+			b.WriteString("\t\t" + dotQuote(s) + ";\n")
+		}
+		b.WriteString("\t}\n")
 	}
 	b.WriteString("}\n")
 	_, err := io.WriteString(w, b.String())
@@ -58,4 +97,10 @@ func RenderDOT(w io.Writer, d Description) error {
 // label escape \n.
 func dotQuote(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", "").Replace(s) + `"`
+}
+
+// dotLeftQuote is dotQuote with every line left-justified (the \l escape);
+// s should end in a line break.
+func dotLeftQuote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\l`, "\r", "").Replace(s) + `"`
 }

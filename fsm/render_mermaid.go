@@ -9,11 +9,19 @@ import (
 // RenderMermaid writes d as a Mermaid stateDiagram-v2. States whose names
 // Mermaid cannot use as identifiers (such as "in-use") are declared with an
 // alias (state "in-use" as in_use). The initial state is entered from [*],
-// terminal states lead to [*], and every (row, from-state) pair is one edge
-// labelled "event [guard, ...]"; a row that leaves the state unchanged is a
-// self-loop. Edges follow definition order, so the output is reproducible.
+// terminal states and rows to the removed pseudo-state lead to [*], and
+// every (row, from-state, target) is one edge labelled "event [guard, ...]"
+// (an alternative adds the guard that chooses it); a row that leaves the
+// state unchanged is a self-loop. The any-state rows of each state set are
+// drawn once, as the lines of a note on a node for the set. Edges follow
+// definition order, so the output is reproducible.
 func RenderMermaid(w io.Writer, d Description) error {
-	ids := mermaidIDs(d.States)
+	edges, notes := diagram(d, " ")
+	names := append([]string(nil), d.States...)
+	for _, n := range notes {
+		names = append(names, "set "+n.set.Name)
+	}
+	ids := mermaidIDs(names)
 	id := func(s string) string {
 		if v, ok := ids[s]; ok {
 			return v
@@ -31,11 +39,9 @@ func RenderMermaid(w io.Writer, d Description) error {
 	for _, s := range d.Terminal {
 		onEdge[s] = true
 	}
-	for _, r := range d.Transitions {
-		for _, f := range r.From {
-			onEdge[f] = true
-		}
-		onEdge[r.To] = true
+	for _, e := range edges {
+		onEdge[e.from] = true
+		onEdge[e.to] = true
 	}
 	for _, s := range d.States {
 		if !onEdge[s] {
@@ -46,30 +52,37 @@ func RenderMermaid(w io.Writer, d Description) error {
 	if d.Initial != "" {
 		b.WriteString("    [*] --> " + id(d.Initial) + "\n")
 	}
-	for _, r := range d.Transitions {
-		label := mermaidText(edgeLabel(r, " "))
-		for _, f := range r.From {
-			to := r.To
-			if to == "" {
-				to = f
-			}
-			b.WriteString("    " + id(f) + " --> " + id(to) + ": " + label + "\n")
+	for _, e := range edges {
+		to := id(e.to)
+		if e.removed {
+			to = "[*]"
 		}
+		b.WriteString("    " + id(e.from) + " --> " + to + ": " + mermaidText(e.label) + "\n")
 	}
 	for _, s := range d.Terminal {
 		b.WriteString("    " + id(s) + " --> [*]\n")
+	}
+	for _, n := range notes {
+		sid := id("set " + n.set.Name)
+		b.WriteString("    state \"" + mermaidText(setTitle(n.set)) + "\" as " + sid + "\n")
+		b.WriteString("    note right of " + sid + "\n")
+		for _, l := range n.lines {
+			b.WriteString("        " + mermaidNote(l) + "\n")
+		}
+		b.WriteString("    end note\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// edgeLabel is "event [guard, guard]" (sep between event and guards), or
-// just the event when the row has no guard.
-func edgeLabel(r DescribedRow, sep string) string {
-	if len(r.Guards) == 0 {
-		return r.Event
+// mermaidNote makes a line safe inside a multi-line note, which ends at a
+// line reading "end note".
+func mermaidNote(s string) string {
+	s = strings.NewReplacer("\n", " ", "\r", " ").Replace(s)
+	if strings.HasPrefix(strings.TrimSpace(s), "end") {
+		s = "- " + s
 	}
-	return r.Event + sep + "[" + strings.Join(r.Guards, ", ") + "]"
+	return s
 }
 
 // mermaidReserved are words stateDiagram-v2 reads as keywords, not states.

@@ -37,7 +37,7 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 func TestRenderGolden(t *testing.T) {
-	disk, job := diskTable.Describe(), jobTable.Describe()
+	disk, job, choice := diskTable.Describe(), jobTable.Describe(), choiceTable.Describe()
 	cases := []struct {
 		golden string
 		render func(w io.Writer) error
@@ -49,6 +49,10 @@ func TestRenderGolden(t *testing.T) {
 		{"disk.dot.golden", func(w io.Writer) error { return fsm.RenderDOT(w, disk) }},
 		{"disk.md.golden", func(w io.Writer) error { return fsm.RenderMarkdown(w, disk) }},
 		{"doc.md.golden", func(w io.Writer) error { return fsm.RenderDoc(w, disk, job) }},
+		{"choice.json.golden", func(w io.Writer) error { return fsm.RenderJSON(w, choice) }},
+		{"choice.mmd.golden", func(w io.Writer) error { return fsm.RenderMermaid(w, choice) }},
+		{"choice.dot.golden", func(w io.Writer) error { return fsm.RenderDOT(w, choice) }},
+		{"choice.md.golden", func(w io.Writer) error { return fsm.RenderDoc(w, choice) }},
 	}
 	for _, c := range cases {
 		t.Run(c.golden, func(t *testing.T) {
@@ -69,14 +73,14 @@ func TestRenderGolden(t *testing.T) {
 
 func TestRenderJSONRoundTripsDescribe(t *testing.T) {
 	var buf bytes.Buffer
-	if err := fsm.RenderJSON(&buf, diskTable.Describe(), jobTable.Describe()); err != nil {
+	if err := fsm.RenderJSON(&buf, diskTable.Describe(), jobTable.Describe(), choiceTable.Describe()); err != nil {
 		t.Fatal(err)
 	}
 	var got struct{ Tables []fsm.Description }
 	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
-	want := []fsm.Description{diskTable.Describe(), jobTable.Describe()}
+	want := []fsm.Description{diskTable.Describe(), jobTable.Describe(), choiceTable.Describe()}
 	if !reflect.DeepEqual(got.Tables, want) {
 		t.Errorf("decoded %+v, want %+v", got.Tables, want)
 	}

@@ -13,6 +13,18 @@ import (
 type def = fsm.Definition[string, string, int]
 type row = fsm.Row[string, string, int]
 type guard = fsm.Guard[int]
+type alt = fsm.Alternative[string, int]
+
+// twoAlts are two valid alternatives for a row from a: b when the subject
+// is even, otherwise c.
+func twoAlts() []alt {
+	return []alt{{To: "b", When: guard{Name: "even", Check: func(n int) error {
+		if n%2 != 0 {
+			return errors.New("odd")
+		}
+		return nil
+	}}}, {To: "c"}}
+}
 
 // validDef is a minimal valid table: a -> b -> c (terminal).
 func validDef() def {
@@ -59,6 +71,43 @@ func TestBuildRejectsInvalidDefinitions(t *testing.T) {
 			d.States = append(d.States, "loop")
 			d.Rows = append(d.Rows, row{Event: "spin", From: []string{"loop"}}, row{Event: "leave", From: []string{"loop"}, To: "a"})
 		}, `state "loop" is reached by no row`},
+		{"row with From and Set", func(d *def) {
+			d.Sets = []fsm.StateSet[string]{{Name: "all", States: []string{"a", "b", "c"}}}
+			d.Rows[0].Set = "all"
+		}, `row 0 (go) has both from-states and state set "all"`},
+		{"row naming an unknown set", func(d *def) { d.Rows[0].From, d.Rows[0].Set = nil, "none" }, `row 0 (go) names unknown state set "none"`},
+		{"set without name", func(d *def) { d.Sets = []fsm.StateSet[string]{{States: []string{"a"}}} }, "a state set has no name"},
+		{"set declared twice", func(d *def) {
+			d.Sets = []fsm.StateSet[string]{{Name: "s", States: []string{"a"}}, {Name: "s", States: []string{"b"}}}
+		}, `state set "s" declared twice`},
+		{"empty set", func(d *def) { d.Sets = []fsm.StateSet[string]{{Name: "s"}} }, `state set "s" is empty`},
+		{"set with unknown state", func(d *def) { d.Sets = []fsm.StateSet[string]{{Name: "s", States: []string{"z"}}} }, `state set "s" names unknown state "z"`},
+		{"set listing a state twice", func(d *def) { d.Sets = []fsm.StateSet[string]{{Name: "s", States: []string{"a", "a"}}} }, `state set "s" lists "a" twice`},
+		{"removed pseudo-state is a state", func(d *def) { d.Removed = "c" }, `removed pseudo-state "c" is also a state`},
+		{"single alternative", func(d *def) {
+			d.Rows[0].To, d.Rows[0].Alternatives = "", []alt{{To: "b", When: guard{Name: "g", Check: pass}}}
+		}, "row 0 (go) has a single alternative: use To and Guards"},
+		{"To beside alternatives", func(d *def) { d.Rows[0].Alternatives = twoAlts() }, "row 0 (go) has both To and alternatives"},
+		{"alternative to an unknown state", func(d *def) {
+			d.Rows[0].To, d.Rows[0].Alternatives = "", []alt{{To: "z", When: guard{Name: "g", Check: pass}}, {To: "c"}}
+		}, `row 0 (go) alternative 0 to names unknown state "z"`},
+		{"two alternatives to one target", func(d *def) {
+			d.Rows[0].To, d.Rows[0].Alternatives = "", []alt{{To: "b", When: guard{Name: "g", Check: pass}}, {To: "b"}}
+		}, "row 0 (go) has two alternatives to b"},
+		{"fallback not last", func(d *def) {
+			d.Rows[0].To, d.Rows[0].Alternatives = "", []alt{{To: "b"}, {To: "c", When: guard{Name: "g", Check: pass}}}
+		}, "row 0 (go) alternative 0 has no guard: only the last alternative may be the fallback"},
+		{"two fallbacks", func(d *def) { d.Rows[0].To, d.Rows[0].Alternatives = "", []alt{{To: "b"}, {}} }, "row 0 (go) alternative 0 has no guard: only the last alternative may be the fallback"},
+		{"alternative guard without check", func(d *def) {
+			d.Rows[0].To, d.Rows[0].Alternatives = "", []alt{{To: "b", When: guard{Name: "g"}}, {To: "c"}}
+		}, "row 0 (go) alternative 0 has a guard without name or check"},
+		{"alternatives sharing a guard name", func(d *def) {
+			d.Rows[0].To, d.Rows[0].Alternatives = "", []alt{{To: "b", When: guard{Name: "g", Check: pass}}, {To: "c", When: guard{Name: "g", Check: pass}}}
+		}, "row 0 (go) names guard g twice"},
+		{"alternative guard named like a rule", func(d *def) {
+			d.Rows[0].To, d.Rows[0].Guards = "", []guard{{Name: "g", Check: pass}}
+			d.Rows[0].Alternatives = []alt{{To: "b", When: guard{Name: "g", Check: pass}}, {To: "c"}}
+		}, "row 0 (go) names guard g twice"},
 		{"state never left and not terminal", func(d *def) { d.Terminal = nil }, `state "c" is left by no row and is not terminal`},
 		{"state only left by an unchanged row", func(d *def) {
 			d.Terminal = nil

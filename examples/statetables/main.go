@@ -1,10 +1,11 @@
 // Command statetables prints volattach's transition tables, the volume side's
 // first, then the compute side's, in one of five formats:
 //
-//	go run ./examples/statetables -format json|mermaid|dot|markdown|doc [-table NAME]
+//	go run ./examples/statetables -format json|mermaid|dot|markdown|doc|names [-table NAME]
 //
 // json (the default) prints {"tables":[...]}; doc prints the Markdown document
-// that `make docs` writes to docs/state-machines.md.
+// that `make docs` writes to docs/state-machines.md; names prints the table
+// names, one a line (scripts/docs.sh draws docs/NAME.svg for each).
 package main
 
 import (
@@ -50,6 +51,14 @@ var formats = map[string]func(w io.Writer, tables []fsm.Description) error{
 		fmt.Fprintf(w, "// %s\n", d.Name)
 		return fsm.RenderDOT(w, d)
 	}),
+	"names": func(w io.Writer, tables []fsm.Description) error {
+		for _, d := range tables {
+			if _, err := io.WriteString(w, d.Name+"\n"); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
 	"markdown": each(func(w io.Writer, d fsm.Description) error {
 		fmt.Fprintf(w, "## %s\n\n", d.Name)
 		return fsm.RenderMarkdown(w, d)
@@ -77,7 +86,7 @@ func each(render func(io.Writer, fsm.Description) error) func(io.Writer, []fsm.D
 func run(args []string, stdout, stderr io.Writer, tables []fsm.Describer) error {
 	fs := flag.NewFlagSet("statetables", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	format := fs.String("format", "json", "output format: json, mermaid, dot, markdown or doc")
+	format := fs.String("format", "json", "output format: json, mermaid, dot, markdown, doc or names")
 	only := fs.String("table", "", "print only the table with this name, such as volume.status")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -90,7 +99,7 @@ func run(args []string, stdout, stderr io.Writer, tables []fsm.Describer) error 
 	}
 	render, ok := formats[*format]
 	if !ok {
-		return fmt.Errorf("%w: unknown format %q (want json, mermaid, dot, markdown or doc)", errUsage, *format)
+		return fmt.Errorf("%w: unknown format %q (want json, mermaid, dot, markdown, doc or names)", errUsage, *format)
 	}
 	descs := make([]fsm.Description, 0, len(tables))
 	names := make([]string, 0, len(tables))
