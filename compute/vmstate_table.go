@@ -108,6 +108,15 @@ next:
 	return out
 }
 
+// The named state sets of the compute.vm_state table: its any-state rows
+// apply from every vm_state of one, and the diagrams draw each such row once.
+const (
+	setNotDeleted         = "not_deleted"
+	setNotDeletedNorSoft  = "not_deleted_nor_soft_deleted"
+	setNotDeletedNorError = "not_deleted_nor_error"
+	setVolumeAttach       = "volume_attach" // VolumeAttachVMStates
+)
+
 // VMStateTable is the compute.vm_state table. Upstream has no table in code:
 // each API operation carries @check_instance_state naming the vm_states it
 // accepts (nova/compute/api.py); the rows below carry exactly those lists,
@@ -118,6 +127,12 @@ var VMStateTable = fsm.New(VMStateTableName, fsm.Definition[VMState, Action, Req
 	States:   VMStates,
 	Initial:  VMBuilding,
 	Terminal: []VMState{VMDeleted},
+	Sets: []fsm.StateSet[VMState]{
+		{Name: setNotDeleted, States: allBut(VMDeleted)},
+		{Name: setNotDeletedNorSoft, States: allBut(VMDeleted, VMSoftDeleted)},
+		{Name: setNotDeletedNorError, States: allBut(VMDeleted, VMError)},
+		{Name: setVolumeAttach, States: VolumeAttachVMStates},
+	},
 	Rows: []fsm.Row[VMState, Action, Request]{
 		// The build finished (set by the compute host, which also sets
 		// launched_at): no user gate.
@@ -155,19 +170,19 @@ var VMStateTable = fsm.New(VMStateTableName, fsm.Definition[VMState, Action, Req
 		{Event: ActionUnshelve, From: []VMState{VMShelved, VMShelvedOffloaded}, To: VMActive, Guards: apiGuards},
 		// API.soft_delete: vm_state=None (any), task_state=None (any),
 		// must_have_launched=True.
-		{Event: ActionSoftDelete, From: allBut(VMDeleted, VMSoftDeleted), To: VMSoftDeleted, Guards: []fsm.Guard[Request]{GuardNotLocked, GuardLaunched}},
+		{Event: ActionSoftDelete, Set: setNotDeletedNorSoft, To: VMSoftDeleted, Guards: []fsm.Guard[Request]{GuardNotLocked, GuardLaunched}},
 		// API.restore: vm_state=[SOFT_DELETED].
 		{Event: ActionRestore, From: []VMState{VMSoftDeleted}, To: VMActive, Guards: apiGuards},
 		// API.delete: vm_state=None, task_state=None, must_have_launched=False.
-		{Event: ActionDelete, From: allBut(VMDeleted), To: VMDeleted, Guards: []fsm.Guard[Request]{GuardNotLocked}},
+		{Event: ActionDelete, Set: setNotDeleted, To: VMDeleted, Guards: []fsm.Guard[Request]{GuardNotLocked}},
 		// A failed operation puts the instance in ERROR (set by the system,
 		// no user gate).
-		{Event: ActionError, From: allBut(VMDeleted, VMError), To: VMError},
+		{Event: ActionError, Set: setNotDeletedNorError, To: VMError},
 		// API.attach_volume: the 7 vm_states, task_state None, launched, not
 		// locked unless admin, then the device path rule; vm_state unchanged.
-		{Event: ActionAttachVolume, From: VolumeAttachVMStates, Guards: []fsm.Guard[Request]{GuardNotLocked, GuardTaskStateNone, GuardLaunched, GuardDevicePath}},
+		{Event: ActionAttachVolume, Set: setVolumeAttach, Guards: []fsm.Guard[Request]{GuardNotLocked, GuardTaskStateNone, GuardLaunched, GuardDevicePath}},
 		// API.detach_volume: the same 7 vm_states and defaults; unchanged.
-		{Event: ActionDetachVolume, From: VolumeAttachVMStates, Guards: apiGuards},
+		{Event: ActionDetachVolume, Set: setVolumeAttach, Guards: apiGuards},
 	},
 	// No row for the instance's vm_state: InstanceInvalidState (409).
 	Refuse: func(state VMState, action Action) error {

@@ -13,7 +13,7 @@ import (
 // second line, its guards (an alternative's own guard last); a row that
 // leaves the state unchanged is a self-loop. The any-state rows of each state
 // set are drawn once, as a note node listing them, and the states no edge
-// touches are grouped beside the notes. States and edges follow definition
+// touches are listed in one box beside the notes. States and edges follow definition
 // order, so the output is reproducible.
 func RenderDOT(w io.Writer, d Description) error {
 	edges, notes := diagram(d, "\n")
@@ -77,14 +77,36 @@ func RenderDOT(w io.Writer, d Description) error {
 		// The notes and the states only their rows (or other flows) reach,
 		// kept together off the main graph.
 		b.WriteString("\tsubgraph " + dotQuote("cluster_"+fresh("__notes__")) + " {\n")
-		b.WriteString("\t\tlabel=\"any-state rows, and states no edge above touches\";\n")
+		title := "any-state rows"
+		switch {
+		case len(notes) == 0:
+			title = "other states"
+		case len(apart) > 0:
+			title = "any-state rows, and the states no edge touches"
+		}
+		b.WriteString("\t\tlabel=" + dotQuote(title) + ";\n")
 		b.WriteString("\t\tstyle=dashed; fontname=\"Helvetica\"; fontsize=10;\n")
 		for _, n := range notes {
 			label := setTitle(n.set) + "\n\n" + strings.Join(n.lines, "\n") + "\n"
 			b.WriteString("\t\t" + dotQuote(fresh("__set_"+n.set.Name+"__")) + " [shape=note, style=\"\", fontsize=9, label=" + dotLeftQuote(label) + "];\n")
 		}
-		for _, s := range apart {
-			b.WriteString("\t\t" + dotQuote(s) + ";\n")
+		if len(apart) > 0 {
+			// One box lists them, four to a line, rather than a tall column
+			// of unconnected nodes.
+			var l strings.Builder
+			l.WriteString("states no edge touches:\n")
+			for i, s := range apart {
+				l.WriteString(s)
+				switch {
+				case i == len(apart)-1:
+					l.WriteString("\n")
+				case i%4 == 3:
+					l.WriteString(",\n")
+				default:
+					l.WriteString(", ")
+				}
+			}
+			b.WriteString("\t\t" + dotQuote(fresh("__apart__")) + " [style=\"rounded,dashed\", fontsize=9, label=" + dotLeftQuote(l.String()) + "];\n")
 		}
 		b.WriteString("\t}\n")
 	}

@@ -164,7 +164,7 @@ func TestRenderDOTQuotesNames(t *testing.T) {
 		`digraph "we\"ird" {`,
 		`"___start___" [shape=point, label=""];`,
 		`"___start___" -> "__start__";`,
-		`"c\\d";`,
+		`label="states no edge touches:\lc\\d\l"`,
 		`"__start__" -> "a\"b" [label="go\n[g1, g2]"];`,
 	} {
 		if !strings.Contains(out, line) {

@@ -100,6 +100,14 @@ func statusesExcept(skip ...Status) []Status {
 // does not exist yet or is being removed takes no connection here.
 var liveStatuses = statusesExcept(StatusCreating, StatusDeleting)
 
+// The named state sets of the volume.status table: its any-state rows apply
+// from every status of one, and the diagrams draw each such row once.
+const (
+	setLive        = "live"          // liveStatuses
+	setLiveNoError = "live_no_error" // nonErrorLive()
+	setAll         = "any"           // Statuses
+)
+
 // resetForbidden are the statuses reset_status may not set (upstream
 // admin_actions.py _reset_status refuses deleting, and means to refuse
 // error_deleting and detaching too: a missing comma there turns the two into
@@ -115,8 +123,13 @@ var statusTable = fsm.New("volume.status", fsm.Definition[Status, Event, *Reques
 	States:   Statuses,
 	Initial:  StatusCreating,
 	Terminal: []Status{StatusDeleting},
-	Rows:     statusRows(),
-	Refuse:   refuseStatus,
+	Sets: []fsm.StateSet[Status]{
+		{Name: setLive, States: liveStatuses},
+		{Name: setLiveNoError, States: nonErrorLive()},
+		{Name: setAll, States: Statuses},
+	},
+	Rows:   statusRows(),
+	Refuse: refuseStatus,
 })
 
 func statusRows() []fsm.Row[Status, Event, *Request] {
@@ -144,20 +157,20 @@ func statusRows() []fsm.Row[Status, Event, *Request] {
 		// cinder/volume/api.py roll_detaching: detaching back to in-use (no-op otherwise).
 		{Event: EventRollDetaching, From: []Status{StatusDetaching}, To: StatusInUse},
 		// cinder/volume/api.py initialize_connection: status unchanged, not in maintenance.
-		{Event: EventInitializeConnection, From: liveStatuses, Guards: []Guard{guardNotMaintenance}},
+		{Event: EventInitializeConnection, Set: setLive, Guards: []Guard{guardNotMaintenance}},
 		// cinder/volume/api.py terminate_connection: status unchanged (then unreserve).
-		{Event: EventTerminateConnection, From: liveStatuses},
+		{Event: EventTerminateConnection, Set: setLive},
 		// cinder/volume/api.py attach (maintenance, read-only) and
 		// manager.py attach_volume steps 1-3; fired at step 3 (idempotent
 		// retry) or step 6 (finish_attach).
-		{Event: EventAttach, From: liveStatuses, To: StatusInUse,
+		{Event: EventAttach, Set: setLive, To: StatusInUse,
 			Guards: []Guard{guardNotMaintenance, guardReadonlyNeedsRO, guardAttachModeMatches, guardNotAlreadyAttached}},
 		// cinder/volume/api.py detach: not in maintenance; the status then
 		// follows a recompute_* row.
-		{Event: EventDetach, From: liveStatuses, Guards: []Guard{guardNotMaintenance}},
+		{Event: EventDetach, Set: setLive, Guards: []Guard{guardNotMaintenance}},
 		// cinder/api/contrib/admin_actions.py _force_detach: admin only, then
 		// terminate_connection and detach.
-		{Event: EventForceDetach, From: liveStatuses, Guards: []Guard{guardCallerIsAdmin, guardNotMaintenance}},
+		{Event: EventForceDetach, Set: setLive, Guards: []Guard{guardCallerIsAdmin, guardNotMaintenance}},
 
 		// cinder/volume/api.py _attachment_reserve: available or downloading,
 		// or in-use when multiattach, become reserved.
@@ -169,21 +182,21 @@ func statusRows() []fsm.Row[Status, Event, *Request] {
 		// cinder/volume/api.py attachment_update and manager.py
 		// attachment_update (volume_attached mark_attached=False): attaching,
 		// not from an error status (409).
-		{Event: EventAttachmentUpdate, From: nonErrorLive(), To: StatusAttaching, Guards: []Guard{guardNoDuplicateConnector}},
+		{Event: EventAttachmentUpdate, Set: setLiveNoError, To: StatusAttaching, Guards: []Guard{guardNoDuplicateConnector}},
 		// cinder/volume/api.py attachment_create with a connector calls
 		// volume_rpcapi.attachment_update, the manager's: volume_attached
 		// (mark_attached=False) without the API's checks.
-		{Event: EventAttachmentConnect, From: liveStatuses, To: StatusAttaching},
+		{Event: EventAttachmentConnect, Set: setLive, To: StatusAttaching},
 		// cinder/api/v3/attachments.py complete: no check, volume in-use.
-		{Event: EventAttachmentComplete, From: liveStatuses, To: StatusInUse},
+		{Event: EventAttachmentComplete, Set: setLive, To: StatusInUse},
 		// cinder/volume/api.py attachment_delete: no status check; the
 		// status then follows a recompute_* row.
-		{Event: EventAttachmentDelete, From: liveStatuses},
+		{Event: EventAttachmentDelete, Set: setLive},
 	}
 	for _, target := range []Status{StatusAvailable, StatusInUse, StatusAttaching, StatusReserved} {
 		e, _ := RecomputeEvent(target)
 		// cinder/db/api.py volume_detached: the status the remaining attachments derive.
-		rows = append(rows, row{Event: e, From: liveStatuses, To: target, Guards: []Guard{guardDerived(target)}})
+		rows = append(rows, row{Event: e, Set: setLive, To: target, Guards: []Guard{guardDerived(target)}})
 	}
 	for _, target := range Statuses {
 		if slices.Contains(resetForbidden, target) {
@@ -195,7 +208,7 @@ func statusRows() []fsm.Row[Status, Event, *Request] {
 		if target == StatusInUse {
 			guards = append(guards, guardHasAttachments)
 		}
-		rows = append(rows, row{Event: ResetEvent(target), From: Statuses, To: target, Guards: guards})
+		rows = append(rows, row{Event: ResetEvent(target), Set: setAll, To: target, Guards: guards})
 	}
 	return rows
 }
