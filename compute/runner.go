@@ -248,6 +248,8 @@ func (x *run) diskInfo() DiskInfo {
 		Bus:        x.bdm.DiskBus,
 		DeviceType: x.bdm.DeviceType,
 		ReadOnly:   x.op.Mode == volume.ModeRO,
+		// Multiattach: set from the saved connection_info (host_share.go).
+		Multiattach: x.multiattach(),
 	}
 }
 

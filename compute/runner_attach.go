@@ -122,10 +122,15 @@ func (x *run) initializeConnection(ctx context.Context) error {
 	if err != nil {
 		return x.forward(ctx, err)
 	}
+	multiattach, err := x.volumeMultiattach(ctx)
+	if err != nil {
+		return x.forward(ctx, err)
+	}
 	info, err := x.volumes.InitializeConnection(ctx, x.op.VolumeID, conn)
 	if err != nil {
 		return x.forward(ctx, volumeError(err))
 	}
+	info.Multiattach = multiattach
 	// upstream: "if 'serial' not in connection_info: connection_info['serial'] = self.volume_id".
 	if info.Serial == "" {
 		info.Serial = x.op.VolumeID
@@ -144,7 +149,11 @@ func (x *run) initializeConnection(ctx context.Context) error {
 // volume size on the mapping before the volume turns in-use: detach needs
 // them. The save is the checkpoint of the guest attach.
 func (x *run) attachGuest(ctx context.Context) error {
-	if err := x.driver.AttachVolume(ctx, x.op.InstanceUUID, *x.op.ConnectionInfo, x.diskInfo()); err != nil {
+	disk, err := x.hostDiskInfo(ctx)
+	if err != nil {
+		return x.forward(ctx, err)
+	}
+	if err := x.driver.AttachVolume(ctx, x.op.InstanceUUID, *x.op.ConnectionInfo, disk); err != nil {
 		return x.forward(ctx, err)
 	}
 	x.advance(ctx, EventAttachGuest)
@@ -225,7 +234,11 @@ func (x *run) attachOffloaded(ctx context.Context) error {
 // upstream, a failure is only logged and the rollback goes on.
 func (x *run) undoGuest(ctx context.Context) error {
 	if x.op.ConnectionInfo != nil {
-		if err := x.driver.DetachVolume(ctx, x.op.InstanceUUID, *x.op.ConnectionInfo, x.diskInfo()); err != nil {
+		disk, err := x.hostDiskInfo(ctx)
+		if err != nil {
+			return x.stop(err)
+		}
+		if err := x.driver.DetachVolume(ctx, x.op.InstanceUUID, *x.op.ConnectionInfo, disk); err != nil {
 			if stopped(ctx, err) {
 				return x.stop(err)
 			}

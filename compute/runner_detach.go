@@ -36,14 +36,19 @@ func (x *run) detach(ctx context.Context) error {
 }
 
 // detachGuest removes the disk from the guest and disconnects the volume on
-// the host (driver_detach). A disk or a guest already gone counts as
+// the host (driver_detach), unless another instance on the host still uses
+// it (hostDiskInfo). A disk or a guest already gone counts as
 // detached. Any other failure, a guest that never releases the disk above
 // all, rolls the volume back to in-use with roll_detaching and keeps the
 // mapping.
 func (x *run) detachGuest(ctx context.Context) error {
 	var err error
 	if x.bdm.ConnectionInfo != nil {
-		err = x.driver.DetachVolume(ctx, x.op.InstanceUUID, *x.bdm.ConnectionInfo, x.diskInfo())
+		disk, derr := x.hostDiskInfo(ctx)
+		if derr != nil {
+			return x.stop(derr) // nothing done yet: the detach is resumed later
+		}
+		err = x.driver.DetachVolume(ctx, x.op.InstanceUUID, *x.bdm.ConnectionInfo, disk)
 		if errors.Is(err, ErrInstanceNotFound) {
 			x.log.Warn("detaching volume from unknown instance")
 			err = nil

@@ -27,6 +27,15 @@ type DiskInfo struct {
 	DeviceType string
 	// ReadOnly attaches the disk read-only (attach mode "ro").
 	ReadOnly bool
+	// Multiattach marks a disk that other guests may open at the same time
+	// (connection_info multiattach): the hypervisor shares it (libvirt
+	// <shareable/>, upstream LibvirtBaseVolumeDriver.get_config).
+	Multiattach bool
+	// HostShared, on a detach, says another instance on this host still
+	// uses the volume: the disk leaves the guest but the host connection
+	// stays (upstream libvirt _should_disconnect_target). The compute side
+	// sets it from the volume's attachments and its instances' hosts.
+	HostShared bool
 }
 
 // PowerState is a guest's power state as the hypervisor reports it.
@@ -66,8 +75,9 @@ type Driver interface {
 	// On failure nothing is left connected.
 	AttachVolume(ctx context.Context, instanceUUID string, info volume.ConnectionInfo, disk DiskInfo) error
 	// DetachVolume removes the disk from the guest (waiting for the guest to
-	// release it, with retries) and disconnects the volume on the host. A disk
-	// already gone is success. A guest that never releases the disk returns
+	// release it, with retries) and disconnects the volume on the host,
+	// unless disk.HostShared says another guest on the host still uses the
+	// connection. A disk already gone is success. A guest that never releases the disk returns
 	// an error matching ErrDeviceDetachFailed.
 	DetachVolume(ctx context.Context, instanceUUID string, info volume.ConnectionInfo, disk DiskInfo) error
 	// PowerState returns the guest's power state; ErrInstanceNotFound when

@@ -64,6 +64,10 @@ type ConnectionInfo struct {
 	DriverVolumeType string            `json:"driver_volume_type"`
 	Data             map[string]string `json:"data"`
 	Serial           string            `json:"serial,omitempty"`
+	// Multiattach is set by the compute side when the volume may be
+	// attached to several instances (upstream _volume_attach:
+	// connection_info['multiattach'] = True): the disk is shared.
+	Multiattach bool `json:"multiattach,omitempty"`
 }
 
 // secretKeys are Data keys whose values are credentials.

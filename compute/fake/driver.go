@@ -31,9 +31,13 @@ type Driver struct {
 
 	mu     sync.Mutex
 	guests map[string]*guest
-	// connections counts, per volume serial, the disks using its host
-	// connection (a multiattach volume may serve several guests).
-	connections map[string]int
+	// connections holds the serials of the volumes connected on the host.
+	// As in the real adapter, a volume has one host connection whatever
+	// number of guests use it, and a detach disconnects it unless the
+	// caller says another guest on the host still uses it
+	// (DiskInfo.HostShared): the fake keeps no count that would hide a
+	// caller's mistake.
+	connections map[string]bool
 	// inflight and peak count concurrent attach/detach calls per guest.
 	inflight, peak map[string]int
 }
@@ -48,7 +52,7 @@ var _ compute.Driver = (*Driver)(nil)
 // NewDriver returns a fake host named host whose steps consult faults (nil:
 // never fail).
 func NewDriver(host string, faults *Faults) *Driver {
-	return &Driver{host: host, faults: faults, guests: map[string]*guest{}, connections: map[string]int{},
+	return &Driver{host: host, faults: faults, guests: map[string]*guest{}, connections: map[string]bool{},
 		inflight: map[string]int{}, peak: map[string]int{}}
 }
 
@@ -112,8 +116,9 @@ func (d *Driver) VolumeConnector(ctx context.Context) (volume.Connector, error) 
 }
 
 // AttachVolume connects the volume on the host and adds the disk to the
-// guest; the disk is live when the guest runs or is paused. On failure
-// nothing it did is left behind.
+// guest; the disk is live when the guest runs or is paused. When adding the
+// disk fails the volume is disconnected again, unless disk.HostShared (as
+// the real adapter does).
 func (d *Driver) AttachVolume(ctx context.Context, instanceUUID string, info volume.ConnectionInfo, disk compute.DiskInfo) error {
 	if disk.Serial == "" || disk.DeviceName == "" {
 		return fmt.Errorf("%w: disk needs a serial and a device name", compute.ErrInvalidConnectionInfo)
@@ -136,30 +141,43 @@ func (d *Driver) AttachVolume(ctx context.Context, instanceUUID string, info vol
 	if err := d.faults.Check(ctx, StepConnectVolume); err != nil {
 		return err
 	}
-	if err := d.faults.Check(ctx, StepAttachGuest); err != nil {
-		return err // connect is only counted once the disk is added
-	}
+	d.mu.Lock()
+	d.connections[disk.Serial] = true
+	d.mu.Unlock()
+	err := d.faults.Check(ctx, StepAttachGuest)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	g = d.guests[instanceUUID]
+	if err == nil {
+		err = d.addDisk(instanceUUID, disk)
+	}
+	if err != nil && !disk.HostShared {
+		delete(d.connections, disk.Serial)
+	}
+	return err
+}
+
+// addDisk adds the disk to the guest; d.mu is held.
+func (d *Driver) addDisk(instanceUUID string, disk compute.DiskInfo) error {
+	g := d.guests[instanceUUID]
 	if g == nil {
 		return compute.Raise(compute.ErrInstanceNotFound, "no guest %s on host %s", instanceUUID, d.host)
 	}
 	for _, other := range g.disks {
-		if other.DeviceName == disk.DeviceName {
+		if other.DeviceName == disk.DeviceName && other.Serial != disk.Serial {
 			return fmt.Errorf("fake: guest %s already has a disk at %s", instanceUUID, disk.DeviceName)
 		}
 	}
 	if _, ok := g.disks[disk.Serial]; !ok {
 		g.disks[disk.Serial] = compute.GuestDisk{Serial: disk.Serial, DeviceName: disk.DeviceName, Bus: disk.Bus,
 			Live: g.power == compute.PowerRunning || g.power == compute.PowerPaused}
-		d.connections[disk.Serial]++
 	}
 	return nil
 }
 
 // DetachVolume removes the disk from the guest and disconnects the volume
-// when no other guest on the host uses it. A disk already gone is success.
+// unless disk.HostShared says another guest on the host still uses it (the
+// fake does not look: the caller decides, as with the real adapter). A disk
+// or a guest already gone is success, and the volume is disconnected.
 // An injected detach_guest fault stands for a guest that never releases the
 // disk: use compute.ErrDeviceDetachFailed as its error to say so.
 func (d *Driver) DetachVolume(ctx context.Context, instanceUUID string, info volume.ConnectionInfo, disk compute.DiskInfo) error {
@@ -179,12 +197,10 @@ func (d *Driver) DetachVolume(ctx context.Context, instanceUUID string, info vol
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if g := d.guests[instanceUUID]; g != nil {
-		if _, ok := g.disks[disk.Serial]; ok {
-			delete(g.disks, disk.Serial)
-			if d.connections[disk.Serial]--; d.connections[disk.Serial] <= 0 {
-				delete(d.connections, disk.Serial)
-			}
-		}
+		delete(g.disks, disk.Serial)
+	}
+	if !disk.HostShared {
+		delete(d.connections, disk.Serial)
 	}
 	return nil
 }
