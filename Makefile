@@ -7,7 +7,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 PKGS := ./...
 TEST_TIMEOUT ?= 40m
 
-.PHONY: all env demo test vet fmt-check docs docs-check bench
+.PHONY: all env demo test vet fmt-check docs docs-check bench chaos
 
 all: test
 
@@ -46,3 +46,12 @@ docs-check:
 ## bench: every benchmark, benchstat-friendly.
 bench: env
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 $(PKGS)
+
+## chaos: the Jepsen-style test (adapters/chaos, docs/reliability.md): a
+## three-member etcd cluster, host agents and API servers, each a process in
+## its own network namespace, under partitions, kills and pauses, with the
+## history checked for linearizability; about three minutes. A longer run:
+## make chaos CHAOS_DURATION=20m; a replay: make chaos CHAOS_SEED=<seed>.
+CHAOS_DURATION ?= 100s
+chaos: env
+	CHAOS_DURATION=$(CHAOS_DURATION) VOLATTACH_REQUIRE_ENV=1 $(GO) test -count=1 -v -timeout 90m -run '^TestChaos$$' ./adapters/chaos

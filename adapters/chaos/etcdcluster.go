@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -59,6 +60,9 @@ func StartEtcdCluster(ctx context.Context, nw *Network, observer *Member, cfg Et
 	}
 	if cfg.Election == 0 {
 		cfg.Election = time.Second
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("chaos: etcd dir: %w", err)
 	}
 	var ms []*Member
 	var peers []string

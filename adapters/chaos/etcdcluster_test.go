@@ -16,7 +16,7 @@ func startCluster(t *testing.T) (*chaos.Network, *chaos.EtcdCluster, *chaos.Memb
 	t.Helper()
 	nw := chaos.NewTestNetwork(t)
 	dir := t.TempDir()
-	bin, err := chaos.Build(dir, chaos.ModulePath+"/adapters/chaos/etcdmember")
+	bin, err := chaos.BuildOne(dir, chaos.ModulePath+"/adapters/chaos/etcdmember")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,10 @@ func (in *Invocation) Complete(out VolumeOutcome) {
 	})
 }
 
+// Discard forgets the invocation: it is not recorded (a read that got no
+// answer tells nothing).
+func (in *Invocation) Discard() {}
+
 // Operations returns the recorded operations.
 func (h *History) Operations() []porcupine.Operation {
 	h.mu.Lock()

@@ -20,6 +20,10 @@ const (
 	// OpDetach detaches it (DELETE .../os-volume_attachments/{volume}).
 	OpDetach OpKind = "detach"
 	// OpRead reads which instances it is attached to (GET the volume).
+	// With an Instance it observes that one instance only: whether it is
+	// among them (the read of a service whose volume view is not one
+	// snapshot, as volattach's Cinder view, which reads the volume and
+	// then each attachment, is not).
 	OpRead OpKind = "read"
 )
 
@@ -42,7 +46,7 @@ const (
 type VolumeOp struct {
 	Kind     OpKind
 	Volume   string
-	Instance string // attach and detach
+	Instance string // attach, detach, and a read of one instance
 	// Multiattach is the volume's property (fixed at its creation).
 	Multiattach bool
 }
@@ -96,7 +100,8 @@ func attachAllowed(s attachState, op VolumeOp) bool {
 //     attached after it.
 //   - An acknowledged detach needed the instance attached, which it no
 //     longer is.
-//   - An acknowledged read saw exactly the attached instances.
+//   - An acknowledged read saw exactly the attached instances (a read of
+//     one instance: whether it is attached).
 //   - A refused operation had no effect.
 //   - An operation with an unknown outcome had its effect or had none
 //     (porcupine places it anywhere after its invocation: its response
@@ -124,7 +129,10 @@ func step(s attachState, op VolumeOp, out VolumeOutcome) []attachState {
 			return []attachState{s.without(op.Instance)}
 		}
 	case OpRead:
-		if stateOf(out.Attached) == s {
+		if op.Instance != "" && slices.Contains(out.Attached, op.Instance) == s.has(op.Instance) {
+			return []attachState{s}
+		}
+		if op.Instance == "" && stateOf(out.Attached) == s {
 			return []attachState{s}
 		}
 	}
@@ -163,7 +171,7 @@ var VolumeModel = porcupine.NondeterministicModel{
 	DescribeOperation: func(input, output any) string {
 		op, out := input.(VolumeOp), output.(VolumeOutcome)
 		if op.Kind == OpRead {
-			return fmt.Sprintf("read(%s) -> %s %v", op.Volume, out.Result, out.Attached)
+			return fmt.Sprintf("read(%s, %s) -> %s %v", op.Volume, op.Instance, out.Result, out.Attached)
 		}
 		return fmt.Sprintf("%s(%s, %s) -> %s", op.Kind, op.Volume, op.Instance, out.Result)
 	},

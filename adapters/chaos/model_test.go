@@ -80,6 +80,13 @@ func TestModelAcceptsValidHistories(t *testing.T) {
 		op(0, chaos.OpDetach, "v1", "i1", false, 11, -1, unknown),
 		op(1, chaos.OpRead, "v1", "", false, 50, 60, ok, "i1"),
 	)
+	check(t, "reads of one instance each see their own instant", porcupine.Ok,
+		op(0, chaos.OpAttach, "v2", "i1", true, 0, 10, ok),
+		op(1, chaos.OpDetach, "v2", "i1", true, 11, 20, ok),
+		op(2, chaos.OpAttach, "v2", "i2", true, 21, 30, ok),
+		op(3, chaos.OpRead, "v2", "i1", true, 5, 35, ok, "i1", "i2"),
+		op(3, chaos.OpRead, "v2", "i2", true, 5, 35, ok, "i1", "i2"),
+	)
 	check(t, "volumes are independent", porcupine.Ok,
 		op(0, chaos.OpAttach, "v1", "i1", false, 0, 10, ok),
 		op(1, chaos.OpAttach, "v3", "i1", false, 0, 10, ok),
@@ -114,6 +121,10 @@ func TestModelRejectsViolations(t *testing.T) {
 		op(0, chaos.OpAttach, "v1", "i1", false, 0, -1, unknown),
 		op(1, chaos.OpAttach, "v1", "i2", false, 0, -1, unknown),
 		op(2, chaos.OpRead, "v1", "", false, 50, 60, ok, "i1", "i2"),
+	)
+	check(t, "a read of one instance misses an acknowledged attach", porcupine.Illegal,
+		op(0, chaos.OpAttach, "v2", "i1", true, 0, 10, ok),
+		op(1, chaos.OpRead, "v2", "i1", true, 11, 12, ok, "i2"),
 	)
 	check(t, "a refused attach took effect", porcupine.Illegal,
 		op(0, chaos.OpAttach, "v1", "i1", false, 0, 10, failed),

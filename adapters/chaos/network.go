@@ -213,6 +213,29 @@ func (nw *Network) blackhole(from, to string) error {
 	return nil
 }
 
+// Reconnect undoes the cuts Partition made to and from one member (and an
+// Isolate of it), leaving the other members' cuts in place.
+func (nw *Network) Reconnect(name string) error {
+	m, err := nw.member(name)
+	if err != nil {
+		return err
+	}
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	errs := []error{ipCmds(nw.switchNS, "link set "+m.port+" up")}
+	for _, a := range nw.blackholes[m.Namespace] {
+		errs = append(errs, ipCmds(m.Namespace, "route del blackhole "+a.String()+"/32"))
+	}
+	delete(nw.blackholes, m.Namespace)
+	for ns, addrs := range nw.blackholes {
+		if slices.Contains(addrs, m.Addr) {
+			errs = append(errs, ipCmds(ns, "route del blackhole "+m.Addr.String()+"/32"))
+			nw.blackholes[ns] = slices.DeleteFunc(addrs, func(a netip.Addr) bool { return a == m.Addr })
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Heal undoes every Isolate and Partition: all bridge ports up, all
 // blackhole routes gone.
 func (nw *Network) Heal() error {

@@ -160,6 +160,13 @@ func TestNetworkFaultsAndTeardown(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("a | b c", map[[2]int]bool{{1, 2}: true, {2, 1}: true})
+	if err := nw.Reconnect("a"); err != nil {
+		t.Fatal(err)
+	}
+	check("a reconnected", all)
+	if err := nw.Partition([]string{"a"}, []string{"b", "c"}); err != nil {
+		t.Fatal(err)
+	}
 	if err := nw.Heal(); err != nil {
 		t.Fatal(err)
 	}

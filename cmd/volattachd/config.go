@@ -34,6 +34,9 @@ type Config struct {
 	EtcdKeyFile      string `json:"etcd_key_file"`
 	EtcdUsername     string `json:"etcd_username"`
 	EtcdPasswordFile string `json:"etcd_password_file"`
+	// EtcdSessionTTL is the lease TTL of the locks and queue claims this
+	// process holds (0: the default, etcd.DefaultSessionTTL).
+	EtcdSessionTTL time.Duration `json:"-"`
 
 	// Storage: the backends to enable (file, iscsi, nbd) under DataDir.
 	Backends string `json:"backends"`
@@ -79,6 +82,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.EtcdKeyFile, "etcd-key-file", c.EtcdKeyFile, "client key for the external etcd")
 	fs.StringVar(&c.EtcdUsername, "etcd-username", c.EtcdUsername, "etcd user")
 	fs.StringVar(&c.EtcdPasswordFile, "etcd-password-file", c.EtcdPasswordFile, "file holding the etcd user's password (never on the command line)")
+	fs.DurationVar(&c.EtcdSessionTTL, "etcd-session-ttl", c.EtcdSessionTTL, "lease TTL of this process's locks and queue claims (default 15s): a holder that stops renewing loses them this long after")
 	fs.StringVar(&c.Backends, "backends", c.Backends, "storage backends to enable: comma-separated file, iscsi, nbd; the first is the default volume type")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the volumes, backend state and embedded etcd")
 	fs.StringVar(&c.DiskBus, "disk-bus", c.DiskBus, "bus of attached disks: scsi or virtio")
