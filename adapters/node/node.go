@@ -209,6 +209,7 @@ func (n *Node) startBackends() ([]volume.Backend, error) {
 	if c := n.cfg.File; c != nil {
 		cc := *c
 		cc.Log = n.logFor(cc.Log)
+		cc.Keys = n.keysFor(cc.Keys)
 		if n.file, err = file.New(cc); err != nil {
 			return nil, fmt.Errorf("node: file backend: %w", err)
 		}
@@ -217,6 +218,7 @@ func (n *Node) startBackends() ([]volume.Backend, error) {
 	if c := n.cfg.ISCSI; c != nil {
 		cc := *c
 		cc.Log = n.logFor(cc.Log)
+		cc.Keys = n.keysFor(cc.Keys)
 		if n.iscsi, err = iscsi.New(cc); err != nil {
 			return nil, fmt.Errorf("node: iscsi backend: %w", err)
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/volattach/volattach"
+	"github.com/volattach/volattach/adapters/keymanager"
 	"github.com/volattach/volattach/adapters/storage"
 	"github.com/volattach/volattach/adapters/storage/internal/command"
 	"github.com/volattach/volattach/adapters/storage/internal/statefile"
@@ -40,6 +41,9 @@ type Config struct {
 	CommandTimeout time.Duration
 	// Log receives the backend's log entries; nil discards them.
 	Log logrus.FieldLogger
+	// Keys holds the keys of encrypted volumes (LUKS, raw payload); nil:
+	// encrypted volumes are refused.
+	Keys keymanager.Manager
 }
 
 // Backend keeps volumes as files. It is safe for concurrent use.
@@ -48,6 +52,7 @@ type Backend struct {
 	format string
 	img    *qemuImg
 	log    logrus.FieldLogger
+	keys   keymanager.Manager // encryption.go
 }
 
 var _ volume.Backend = (*Backend)(nil)
@@ -82,6 +87,7 @@ func New(cfg Config) (*Backend, error) {
 		format: format,
 		img:    &qemuImg{prog: prog, run: command.Runner{Log: log, Timeout: cfg.CommandTimeout}},
 		log:    log,
+		keys:   cfg.Keys,
 	}, nil
 }
 
@@ -106,6 +112,12 @@ func (b *Backend) Format(v volume.Volume) (string, error) {
 	f := v.Format
 	if f == "" {
 		f = b.format
+		if v.Encryption != nil {
+			f = FormatRaw // the LUKS payload
+		}
+	}
+	if v.Encryption != nil && f != FormatRaw {
+		return "", fmt.Errorf("%w: an encrypted volume is LUKS with a raw payload, not %s", storage.ErrUnsupportedFormat, f)
 	}
 	if err := checkFormat(f); err != nil {
 		return "", err

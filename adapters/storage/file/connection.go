@@ -52,6 +52,7 @@ func (b *Backend) InitializeConnection(ctx context.Context, v volume.Volume, c v
 	if c.Mode != "" {
 		info.Data[volume.DataAccessMode] = c.Mode
 	}
+	storage.AddEncryption(&info, v)
 	b.volumeLog(v.ID).WithField("connection_info", info.String()).Debug("connection initialized")
 	return info, nil
 }

@@ -24,7 +24,13 @@ func (b *Backend) CreateVolume(ctx context.Context, v volume.Volume) error {
 		return err
 	}
 	log := b.volumeLog(v.ID).WithField("path", path)
-	if err := b.checkExisting(ctx, path, format, size); !errors.Is(err, storage.ErrVolumeNotFound) {
+	passphrase := ""
+	if v.Encryption != nil {
+		if passphrase, err = b.passphrase(ctx, v, true); err != nil {
+			return err
+		}
+	}
+	if err := b.checkExisting(ctx, path, format, size, passphrase); !errors.Is(err, storage.ErrVolumeNotFound) {
 		if err == nil {
 			log.Debug("volume file already exists")
 		}
@@ -42,12 +48,17 @@ func (b *Backend) CreateVolume(ctx context.Context, v volume.Volume) error {
 	tmp := f.Name()
 	f.Close()
 	defer os.Remove(tmp)
-	if err := b.img.create(ctx, tmp, format, size); err != nil {
+	if passphrase != "" {
+		err = b.img.createLUKS(ctx, tmp, size, v.Encryption, passphrase)
+	} else {
+		err = b.img.create(ctx, tmp, format, size)
+	}
+	if err != nil {
 		return fmt.Errorf("file: create volume %s: %w", v.ID, err)
 	}
 	if err := os.Link(tmp, path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return b.checkExisting(ctx, path, format, size)
+			return b.checkExisting(ctx, path, format, size, passphrase)
 		}
 		return fmt.Errorf("file: create volume %s: %w", v.ID, err)
 	}
@@ -66,9 +77,12 @@ func (b *Backend) DeleteVolume(ctx context.Context, v volume.Volume) error {
 	}
 	if err := os.Remove(path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil
+			return b.deleteKey(ctx, v)
 		}
 		return fmt.Errorf("file: delete volume %s: %w", v.ID, err)
+	}
+	if err := b.deleteKey(ctx, v); err != nil {
+		return err
 	}
 	b.volumeLog(v.ID).WithField("path", path).Info("volume deleted")
 	return nil
@@ -90,9 +104,11 @@ func (b *Backend) spec(v volume.Volume) (path, format string, size int64, err er
 	return path, format, size, nil
 }
 
-// checkExisting returns nil when path is an image of format and size,
-// ErrVolumeNotFound when there is no file, and ErrVolumeConflict otherwise.
-func (b *Backend) checkExisting(ctx context.Context, path, format string, size int64) error {
+// checkExisting returns nil when path is an image of format and size (a
+// LUKS image of that payload size opening with passphrase, when one is
+// given), ErrVolumeNotFound when there is no file, and ErrVolumeConflict
+// otherwise.
+func (b *Backend) checkExisting(ctx context.Context, path, format string, size int64, passphrase string) error {
 	st, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: %s", storage.ErrVolumeNotFound, path)
@@ -103,7 +119,13 @@ func (b *Backend) checkExisting(ctx context.Context, path, format string, size i
 	if !st.Mode().IsRegular() {
 		return fmt.Errorf("%w: %s is not a regular file", storage.ErrVolumeConflict, path)
 	}
-	info, err := b.img.info(ctx, path, format)
+	var info imageInfo
+	if passphrase != "" {
+		info, err = b.img.infoLUKS(ctx, path, passphrase)
+		format = "luks"
+	} else {
+		info, err = b.img.info(ctx, path, format)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %s is not a %s image: %w", storage.ErrVolumeConflict, path, format, err)
 	}
@@ -120,5 +142,11 @@ func (b *Backend) Stat(ctx context.Context, v volume.Volume) error {
 	if err != nil {
 		return err
 	}
-	return b.checkExisting(ctx, path, format, size)
+	passphrase := ""
+	if v.Encryption != nil {
+		if passphrase, err = b.passphrase(ctx, v, false); err != nil {
+			return err
+		}
+	}
+	return b.checkExisting(ctx, path, format, size, passphrase)
 }

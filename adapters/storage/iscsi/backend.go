@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/volattach/volattach"
+	"github.com/volattach/volattach/adapters/keymanager"
 	"github.com/volattach/volattach/adapters/storage"
 	"github.com/volattach/volattach/adapters/storage/file"
 	"github.com/volattach/volattach/adapters/storage/internal/command"
@@ -54,6 +55,8 @@ type Config struct {
 	CommandTimeout time.Duration
 	// Log receives the backend's log entries; nil discards them.
 	Log logrus.FieldLogger
+	// Keys holds the keys of encrypted volumes (see file.Config.Keys).
+	Keys keymanager.Manager
 }
 
 // Backend exports volumes through tgtd. It is safe for concurrent use;
@@ -100,7 +103,7 @@ func New(cfg Config) (*Backend, error) {
 	log := volattach.LoggerOrDiscard(cfg.Log)
 	files, err := file.New(file.Config{
 		Dir: cfg.Dir, DefaultFormat: file.FormatRaw, QemuImg: cfg.QemuImg,
-		CommandTimeout: cfg.CommandTimeout, Log: log,
+		CommandTimeout: cfg.CommandTimeout, Log: log, Keys: cfg.Keys,
 	})
 	if err != nil {
 		return nil, err

@@ -91,6 +91,7 @@ func (b *Backend) InitializeConnection(ctx context.Context, v volume.Volume, c v
 	if c.Mode != "" {
 		info.Data[volume.DataAccessMode] = c.Mode
 	}
+	storage.AddEncryption(&info, v)
 	b.volumeLog(v.ID).WithFields(map[string]any{"acl": acl, "connection_info": info.String()}).Info("connection initialized")
 	return info, nil
 }
