@@ -19,6 +19,9 @@ SERVICES = [  # (type, name, path)
     ("compute", "nova", "/compute/v2.1"),
     ("volumev3", "cinderv3", "/volume/v3/$(project_id)s"),
     ("block-storage", "cinder", "/volume/v3/$(project_id)s"),
+    # Not served: the openstack client's volume create builds an image
+    # client first and needs the catalog to name one.
+    ("image", "glance", "/image"),
 ]
 
 

@@ -57,7 +57,7 @@ func (s *Server) serverView(r *http.Request, inst *compute.Instance) map[string]
 	return map[string]any{
 		"id": inst.UUID, "name": inst.UUID, "status": serverStatus[inst.VMState],
 		"tenant_id": inst.ProjectID, "user_id": "", "metadata": map[string]string{},
-		"hostId": "", "image": "", "flavor": map[string]any{"original_name": "volattach", "vcpus": 1, "ram": 64, "disk": 0},
+		"hostId": "", "image": "", "flavor": flavorView(versionOf(r)),
 		"created": created.UTC().Format(time.RFC3339), "updated": created.UTC().Format(time.RFC3339),
 		"addresses": map[string]any{}, "accessIPv4": "", "accessIPv6": "", "links": s.serverLinks(r, inst.UUID),
 		"OS-EXT-STS:vm_state": string(inst.VMState), "OS-EXT-STS:task_state": nullable(string(inst.TaskState)),
@@ -66,6 +66,17 @@ func (s *Server) serverView(r *http.Request, inst *compute.Instance) map[string]
 		"os-extended-volumes:volumes_attached": volumes, "config_drive": "", "key_name": nil,
 		"security_groups": []any{}, "progress": 0,
 	}
+}
+
+// flavorView is the server's flavor: volattach records none, so a
+// placeholder in the shape of the microversion (by id up to 2.46, embedded
+// from 2.47).
+func flavorView(v Version) map[string]any {
+	if v.AtLeast(Version{2, 47}) {
+		return map[string]any{"original_name": "volattach", "vcpus": 1, "ram": 64, "disk": 0,
+			"ephemeral": 0, "swap": 0, "extra_specs": map[string]string{}}
+	}
+	return map[string]any{"id": "volattach", "links": []link{}}
 }
 
 func nullable(s string) any {

@@ -230,6 +230,9 @@ func (s *Server) routes() {
 	c("DELETE /attachments/{attachment}", s.deleteAttachment)
 	c("POST /attachments/{attachment}/action", s.attachmentAction)
 
+	s.mux.HandleFunc("GET "+ImagePrefix, s.imageVersionsDoc)
+	s.mux.HandleFunc("GET "+ImagePrefix+"/{$}", s.imageVersionsDoc)
+
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, notFound("The resource could not be found."))
 	})

@@ -69,3 +69,17 @@ func (s *Server) cinderVersionsDoc(w http.ResponseWriter, r *http.Request) {
 func (s *Server) cinderVersionDoc(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"versions": []versionDoc{cinderVersion(r)}})
 }
+
+// ImagePrefix is where an image service's version document is served. No
+// image API is: the openstack client's volume commands build an image
+// client first, and its version discovery needs an answer.
+const ImagePrefix = "/image"
+
+// imageVersionsDoc is GET /image: Glance's version document, naming v2 with
+// no resources behind it.
+func (s *Server) imageVersionsDoc(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusMultipleChoices, map[string]any{"versions": []map[string]any{{
+		"id": "v2.16", "status": "CURRENT",
+		"links": []link{{Rel: "self", Href: baseURL(r) + ImagePrefix + "/v2/"}},
+	}}})
+}
