@@ -269,12 +269,16 @@ func (s *Service) AttachmentDelete(ctx context.Context, attachmentID string) err
 		return err
 	}
 	volumeID := a.VolumeID
+	caller := s.callerOf(ctx, Caller{})
 	check := func(st *state) (*Attachment, error) {
 		a := st.attachment(attachmentID)
 		if a == nil {
 			return nil, newError(ErrVolumeAttachmentNotFound, "", "volume attachment could not be found with filter: attachment_id = %s", attachmentID)
 		}
-		req := &Request{Volume: st.vol, Attachments: st.atts, Attachment: a}
+		req := &Request{Volume: st.vol, Attachments: st.atts, Attachment: a, Caller: caller}
+		if err := s.judgeDeletion(ctx, req, attachmentID); err != nil {
+			return nil, err
+		}
 		if _, err := statusTable.Next(st.vol.Status, EventAttachmentDelete, req); err != nil {
 			return nil, err
 		}

@@ -143,8 +143,12 @@ func (s *Service) TerminateConnection(ctx context.Context, volumeID string, conn
 	if err := connector.Validate(); err != nil {
 		return err
 	}
+	caller := s.callerOf(ctx, Caller{})
 	check := func(st *state) (Backend, error) {
-		req := &Request{Volume: st.vol, Attachments: st.atts}
+		req := &Request{Volume: st.vol, Attachments: st.atts, Caller: caller}
+		if err := s.judgeDeletion(ctx, req, ""); err != nil {
+			return nil, err
+		}
 		if _, err := statusTable.Next(st.vol.Status, EventTerminateConnection, req); err != nil {
 			return nil, err
 		}

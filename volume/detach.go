@@ -86,11 +86,28 @@ func pickAttachment(st *state, id string) (*Attachment, error) {
 }
 
 func (s *Service) detach(ctx context.Context, volumeID, attachmentID string, k detachKind) error {
+	k.caller = s.callerOf(ctx, k.caller)
 	check := func(st *state) (*Attachment, error) {
 		req := &Request{Volume: st.vol, Attachments: st.atts, Caller: k.caller}
+		if attachmentID != "" {
+			req.Attachment = st.attachment(attachmentID)
+		}
+		if err := s.judgeDeletion(ctx, req, attachmentID); err != nil {
+			return nil, err
+		}
+		if k.force {
+			// upstream _force_detach calls terminate_connection first,
+			// whose attachment_deletion_allowed names no attachment.
+			term := *req
+			term.Attachment, term.AttachmentID = nil, ""
+			if err := guardDeletionAllowed.Check(&term); err != nil && guardCallerIsAdmin.Check(req) == nil {
+				return nil, err
+			}
+		}
 		if _, err := statusTable.Next(st.vol.Status, k.event, req); err != nil {
 			return nil, err
 		}
+		req.Attachment = nil
 		a, err := pickAttachment(st, attachmentID)
 		if err != nil || a == nil {
 			return nil, err

@@ -61,6 +61,13 @@ var (
 	// persisted after the retries.
 	ErrResourceConflict = &ErrorKind{"ResourceConflict", http.StatusConflict, ErrInvalid}
 
+	// ErrConflict: cinder Conflict, 409.
+	ErrConflict = &ErrorKind{"Conflict", http.StatusConflict, nil}
+	// ErrConflictNovaUsingAttachment: cinder ConflictNovaUsingAttachment (a
+	// Conflict), 409: a caller that is not the compute service tried to
+	// remove an attachment the compute side still uses (bug 2004555).
+	ErrConflictNovaUsingAttachment = &ErrorKind{"ConflictNovaUsingAttachment", http.StatusConflict, ErrConflict}
+
 	// ErrNotFound: cinder NotFound, 404.
 	ErrNotFound = &ErrorKind{"NotFound", http.StatusNotFound, nil}
 	// ErrVolumeNotFound: cinder VolumeNotFound, 404.

@@ -22,6 +22,7 @@ const (
 	RuleNoAttachmentInUse    = "no_attachment_in_use"
 	RuleCallerIsAdmin        = "caller_is_admin"
 	RuleHasAttachments       = "volume_has_attachments"
+	RuleDeletionAllowed      = "attachment_deletion_allowed"
 	// RuleDerivedPrefix starts the names of the recompute_* rows' guards,
 	// "derived_status_is_<status>".
 	RuleDerivedPrefix = "derived_status_is_"
@@ -193,3 +194,30 @@ func guardDerived(target Status) Guard {
 			"the attachments of volume %s derive status %s, not %s", r.Volume.ID, got, target)
 	}}
 }
+
+// guardDeletionAllowed: cinder/volume/api.py attachment_deletion_allowed
+// (bug 2004555), on os-detach, os-terminate_connection, os-force_detach
+// and attachment_delete: when the Service has a compute side to ask, a
+// caller that is not the compute service may not remove an attachment
+// whose instance still uses it (ConflictNovaUsingAttachment, 409), nor one
+// it cannot name (an unknown attachment id, or none named while the volume
+// has several). Removing an attachment that no instance's host is
+// connected to, or that the compute side no longer uses, is allowed.
+var guardDeletionAllowed = Guard{Name: RuleDeletionAllowed, Check: func(r *Request) error {
+	if !r.ComputeGuarded || r.Caller.Service {
+		return nil
+	}
+	a, known := r.deletionTarget()
+	switch {
+	case known && a == nil:
+		return nil
+	case a != nil && (!connectedToInstance(a) || !r.ComputeUses):
+		return nil
+	}
+	instance := ""
+	if a != nil {
+		instance = a.InstanceUUID
+	}
+	return newError(ErrConflictNovaUsingAttachment, RuleDeletionAllowed,
+		"detach volume %s from instance %s using the compute API: the attachment is in use and only the compute service may remove it", r.Volume.ID, instance)
+}}

@@ -270,17 +270,17 @@ type env struct {
 	notes   *recorder
 }
 
-func newEnv(t testing.TB, b volume.Backend, fake *fakeBackend) *env {
+func newEnv(t testing.TB, b volume.Backend, fake *fakeBackend, opts ...volume.Option) *env {
 	t.Helper()
 	store := etcdtest.Store(t)
 	e := &env{
 		t: t, store: store, counted: &countingStore{Store: store},
 		locker: &countingLocker{Locker: etcdtest.Locker(t)}, backend: fake, notes: &recorder{},
 	}
-	svc, err := volume.NewService(
+	svc, err := volume.NewService(append([]volume.Option{
 		volume.WithStore(e.counted), volume.WithLocker(e.locker), volume.WithBackend(b),
 		volume.WithNotifier(e.notes),
-	)
+	}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,11 @@ type Caller struct {
 	Admin bool
 	// ProjectID is the caller's project.
 	ProjectID string
+	// Service is true for the compute service (upstream: a request with a
+	// service token, is_service_request): it may remove an attachment its
+	// instance still uses. A call whose context carries WithServiceToken is
+	// the service's too.
+	Service bool
 }
 
 // Request is the subject the guards of the volume.status and
@@ -30,6 +35,15 @@ type Request struct {
 	InstanceUUID string
 	// Host is the host a legacy attach without an instance is for.
 	Host string
+	// AttachmentID is the attachment a detach names ("" for none), which
+	// may not exist.
+	AttachmentID string
+	// ComputeGuarded is true when the Service has a compute side to ask
+	// (WithAttachmentUsage): attachment_deletion_allowed applies.
+	ComputeGuarded bool
+	// ComputeUses is the compute side's answer: the instance of the
+	// attachment the request removes still uses it.
+	ComputeUses bool
 	// Mode is the requested attach mode, ModeRW or ModeRO.
 	Mode string
 }

@@ -25,6 +25,8 @@ import (
 //
 // Admin-only actions (ForceDetach, ResetStatus) take the caller explicitly,
 // as a Caller argument: the Service never infers admin-ness from a context.
+// Whether a call is the compute service's may ride on the context
+// (WithServiceToken), as upstream's service token rides on the request.
 // A request id for history entries and logs may ride on the context
 // (WithRequestID).
 //
@@ -39,6 +41,7 @@ type Service struct {
 	newID         func() string
 	retries       int
 	unlockTimeout time.Duration
+	usage         AttachmentUsage
 }
 
 // ErrNotConfigured is returned by NewService without a store or a locker.

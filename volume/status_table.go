@@ -158,19 +158,20 @@ func statusRows() []fsm.Row[Status, Event, *Request] {
 		{Event: EventRollDetaching, From: []Status{StatusDetaching}, To: StatusInUse},
 		// cinder/volume/api.py initialize_connection: status unchanged, not in maintenance.
 		{Event: EventInitializeConnection, Set: setLive, Guards: []Guard{guardNotMaintenance}},
-		// cinder/volume/api.py terminate_connection: status unchanged (then unreserve).
-		{Event: EventTerminateConnection, Set: setLive},
+		// cinder/volume/api.py terminate_connection: attachment_deletion_allowed,
+		// status unchanged (then unreserve).
+		{Event: EventTerminateConnection, Set: setLive, Guards: []Guard{guardDeletionAllowed}},
 		// cinder/volume/api.py attach (maintenance, read-only) and
 		// manager.py attach_volume steps 1-3; fired at step 3 (idempotent
 		// retry) or step 6 (finish_attach).
 		{Event: EventAttach, Set: setLive, To: StatusInUse,
 			Guards: []Guard{guardNotMaintenance, guardReadonlyNeedsRO, guardAttachModeMatches, guardNotAlreadyAttached}},
-		// cinder/volume/api.py detach: not in maintenance; the status then
-		// follows a recompute_* row.
-		{Event: EventDetach, Set: setLive, Guards: []Guard{guardNotMaintenance}},
+		// cinder/volume/api.py detach: attachment_deletion_allowed, not in
+		// maintenance; the status then follows a recompute_* row.
+		{Event: EventDetach, Set: setLive, Guards: []Guard{guardDeletionAllowed, guardNotMaintenance}},
 		// cinder/api/contrib/admin_actions.py _force_detach: admin only, then
-		// terminate_connection and detach.
-		{Event: EventForceDetach, Set: setLive, Guards: []Guard{guardCallerIsAdmin, guardNotMaintenance}},
+		// terminate_connection and detach (attachment_deletion_allowed).
+		{Event: EventForceDetach, Set: setLive, Guards: []Guard{guardCallerIsAdmin, guardDeletionAllowed, guardNotMaintenance}},
 
 		// cinder/volume/api.py _attachment_reserve: available or downloading,
 		// or in-use when multiattach, become reserved.
@@ -189,9 +190,9 @@ func statusRows() []fsm.Row[Status, Event, *Request] {
 		{Event: EventAttachmentConnect, Set: setLive, To: StatusAttaching},
 		// cinder/api/v3/attachments.py complete: no check, volume in-use.
 		{Event: EventAttachmentComplete, Set: setLive, To: StatusInUse},
-		// cinder/volume/api.py attachment_delete: no status check; the
-		// status then follows a recompute_* row.
-		{Event: EventAttachmentDelete, Set: setLive},
+		// cinder/volume/api.py attachment_delete: attachment_deletion_allowed,
+		// no status check; the status then follows a recompute_* row.
+		{Event: EventAttachmentDelete, Set: setLive, Guards: []Guard{guardDeletionAllowed}},
 	}
 	for _, target := range []Status{StatusAvailable, StatusInUse, StatusAttaching, StatusReserved} {
 		e, _ := RecomputeEvent(target)

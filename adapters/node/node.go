@@ -120,6 +120,10 @@ func (n *Node) start(ctx context.Context) error {
 	for _, b := range backends {
 		vopts = append(vopts, volume.WithBackend(b))
 	}
+	// attachment_deletion_allowed: the volume side asks the compute side
+	// before a caller other than the compute service removes an
+	// attachment; the compute side's own calls carry the service token.
+	vopts = append(vopts, volume.WithAttachmentUsage(compute.AttachmentUsage{Store: n.store}))
 	if n.volumes, err = volume.NewService(vopts...); err != nil {
 		return fmt.Errorf("node: volume service: %w", err)
 	}
@@ -139,8 +143,9 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 
+	asService := compute.ServiceVolumes(n.volumes)
 	n.api, err = compute.NewAPI(compute.APIConfig{
-		Store: n.store, Volumes: n.volumes, Queue: n.queue, Locker: n.locker,
+		Store: n.store, Volumes: asService, Queue: n.queue, Locker: n.locker,
 		Notifier: cfg.Notifier, Log: n.log, DefaultDiskBus: cfg.DefaultDiskBus,
 	})
 	if err != nil {
@@ -151,14 +156,14 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	agent, err := compute.NewManager(compute.ManagerConfig{
 		Host: cfg.Host, Store: n.store, Locker: n.locker, Queue: n.queue,
-		Volumes: n.volumes, Driver: n.virt, Notifier: cfg.Notifier, Log: n.log,
+		Volumes: asService, Driver: n.virt, Notifier: cfg.Notifier, Log: n.log,
 	})
 	if err != nil {
 		return fmt.Errorf("node: host agent: %w", err)
 	}
 	if !cfg.Reconcile.Disabled {
 		n.reconciler, err = compute.NewReconciler(compute.ReconcilerConfig{
-			Store: n.store, Locker: n.locker, Volumes: n.volumes, Queue: n.queue,
+			Store: n.store, Locker: n.locker, Volumes: asService, Repairer: n.volumes, Queue: n.queue,
 			Manager: agent, API: n.api, Interval: cfg.Reconcile.Interval, Grace: cfg.Reconcile.Grace,
 			Notifier: cfg.Notifier, Log: n.log,
 		})
