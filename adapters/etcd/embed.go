@@ -43,6 +43,19 @@ type ServerConfig struct {
 	// Only for throw-away test data.
 	UnsafeNoFsync bool
 
+	// Compaction bounds the MVCC history the member keeps (default: the
+	// newest DefaultCompactionRevisions revisions). Without it every write
+	// adds to the backend for ever.
+	Compaction Compaction
+	// QuotaBackendBytes is the backend size at which the member raises a
+	// NOSPACE alarm and refuses writes; default DefaultQuotaBackendBytes.
+	QuotaBackendBytes int64
+	// DefragmentInterval is how often the member checks its backend file
+	// and defragments it when at least a quarter of it is free pages
+	// (compaction frees pages, later writes reuse them; only a defragment
+	// shrinks the file). Default DefaultDefragmentInterval; negative never.
+	DefragmentInterval time.Duration
+
 	// Set by StartCluster.
 	initialCluster, clusterToken string
 }
@@ -66,6 +79,10 @@ type Server struct {
 	peerURL   url.URL
 	mu        sync.Mutex
 	e         *embed.Etcd
+	// stopDefrag and defragDone end and await the member's defragment
+	// loop; nil when it runs none.
+	stopDefrag chan struct{}
+	defragDone chan struct{}
 }
 
 // startAttempts bounds retries when a port picked as free was taken before
@@ -159,6 +176,13 @@ func (s *Server) embedConfig(fresh bool) (*embed.Config, error) {
 	}
 	c.EnableGRPCGateway = false
 	c.UnsafeNoFsync = s.cfg.UnsafeNoFsync
+	if err := s.cfg.Compaction.apply(c); err != nil {
+		return nil, err
+	}
+	if s.cfg.QuotaBackendBytes < 0 {
+		return nil, fmt.Errorf("etcd: backend quota %d bytes: must not be negative", s.cfg.QuotaBackendBytes)
+	}
+	c.QuotaBackendBytes = s.quota()
 	if s.cfg.Heartbeat > 0 {
 		c.TickMs = uint(s.cfg.Heartbeat / time.Millisecond)
 	}
@@ -213,8 +237,31 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 	}
 	s.mu.Lock()
 	s.e = e
+	if every := s.defragmentInterval(); every > 0 {
+		s.stopDefrag, s.defragDone = make(chan struct{}), make(chan struct{})
+		go s.defragmentLoop(e, every, s.stopDefrag, s.defragDone)
+	}
 	s.mu.Unlock()
 	return nil
+}
+
+// defragmentInterval is the defragment loop's period in force; 0 for none.
+func (s *Server) defragmentInterval() time.Duration {
+	switch d := s.cfg.DefragmentInterval; {
+	case d < 0:
+		return 0
+	case d == 0:
+		return DefaultDefragmentInterval
+	default:
+		return d
+	}
+}
+
+// etcd returns the running member, or nil.
+func (s *Server) etcd() *embed.Etcd {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.e
 }
 
 // Endpoints returns the client URLs to give ClientConfig.Endpoints.
@@ -252,9 +299,15 @@ func (s *Server) stop(hard bool) {
 	s.mu.Lock()
 	e := s.e
 	s.e = nil
+	stopDefrag, defragDone := s.stopDefrag, s.defragDone
+	s.stopDefrag, s.defragDone = nil, nil
 	s.mu.Unlock()
 	if e == nil {
 		return
+	}
+	if stopDefrag != nil {
+		close(stopDefrag)
+		<-defragDone
 	}
 	if hard {
 		e.Server.HardStop()

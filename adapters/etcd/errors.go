@@ -40,6 +40,9 @@ var (
 	// agent no longer holds the claim (its lease lapsed, or it never
 	// claimed the item). It matches volattach.ErrLockLost.
 	ErrClaimLost = errors.New("etcd: queue claim no longer held")
+	// ErrClientClosed ends a history watch whose client was closed: the
+	// stream can never resume on it.
+	ErrClientClosed = errors.New("etcd: client closed")
 )
 
 // ConflictError is a Commit whose compares failed: nothing was written. It

@@ -38,12 +38,23 @@ type Queue struct {
 
 	mu      sync.Mutex
 	session *concurrency.Session
+	// held are the items ("host/id") this agent claimed and has not yet
+	// reported Done or Released: its work in progress. Next never hands
+	// them out again, even after the claim lapsed with a lost lease.
+	held map[string]bool
+	// newSession opens the agent's session on a granted lease (a test
+	// makes it fail).
+	newSession func(clientv3.LeaseID) (*concurrency.Session, error)
 }
 
 // NewQueue returns a Queue over cli. Options: WithPrefix, WithSessionTTL,
 // WithLogger.
 func NewQueue(cli *clientv3.Client, opts ...Option) *Queue {
-	return &Queue{cli: cli, o: newOptions(opts)}
+	q := &Queue{cli: cli, o: newOptions(opts), held: map[string]bool{}}
+	q.newSession = func(lease clientv3.LeaseID) (*concurrency.Session, error) {
+		return concurrency.NewSession(q.cli, concurrency.WithLease(lease), concurrency.WithTTL(q.o.ttlSeconds()))
+	}
+	return q
 }
 
 func checkItem(host, id string) error {
@@ -100,12 +111,50 @@ func (q *Queue) lease(ctx context.Context) (clientv3.LeaseID, error) {
 	if err != nil {
 		return 0, fmt.Errorf("etcd: queue lease: %w", err)
 	}
-	s, err := concurrency.NewSession(q.cli, concurrency.WithLease(grant.ID), concurrency.WithTTL(q.o.ttlSeconds()))
+	s, err := q.newSession(grant.ID)
 	if err != nil {
+		// Nothing will keep the lease alive or revoke it: do it now
+		// rather than let it hold etcd state until its TTL.
+		rctx, cancel := context.WithTimeout(q.cli.Ctx(), q.o.sessionTTL)
+		defer cancel()
+		if _, rerr := q.cli.Revoke(rctx, grant.ID); rerr != nil && !errors.Is(rerr, rpctypes.ErrLeaseNotFound) {
+			q.o.log.WithError(rerr).Warn("queue: lease revoke failed; it will expire")
+		}
 		return 0, fmt.Errorf("etcd: queue session: %w", err)
 	}
 	q.session = s
 	return s.Lease(), nil
+}
+
+// dropSession forgets the session of lease once etcd said the lease is
+// gone (expired or revoked) before the session's keep-alive noticed: the
+// next claim opens a new one at once instead of failing until then.
+func (q *Queue) dropSession(lease clientv3.LeaseID) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.session != nil && q.session.Lease() == lease {
+		q.session.Orphan()
+		q.session = nil
+	}
+}
+
+func heldKey(host, id string) string { return host + "/" + id }
+
+// isHeld reports whether this agent is still working on host's item id.
+func (q *Queue) isHeld(host, id string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.held[heldKey(host, id)]
+}
+
+func (q *Queue) setHeld(host, id string, held bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if held {
+		q.held[heldKey(host, id)] = true
+	} else {
+		delete(q.held, heldKey(host, id))
+	}
 }
 
 // currentLease is the live claim lease, or 0.
@@ -139,6 +188,19 @@ func (q *Queue) claim(ctx context.Context, host, id string) (payload []byte, fre
 	if err := checkItem(host, id); err != nil {
 		return nil, false, err
 	}
+	payload, fresh, err = q.claimOnce(ctx, host, id)
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		// The agent's lease is gone and its session has not noticed yet;
+		// its claims lapsed with it. Claim under a new lease.
+		payload, fresh, err = q.claimOnce(ctx, host, id)
+	}
+	if err == nil {
+		q.setHeld(host, id, true)
+	}
+	return payload, fresh, err
+}
+
+func (q *Queue) claimOnce(ctx context.Context, host, id string) (payload []byte, fresh bool, err error) {
 	lease, err := q.lease(ctx)
 	if err != nil {
 		return nil, false, err
@@ -151,6 +213,10 @@ func (q *Queue) claim(ctx context.Context, host, id string) (payload []byte, fre
 		Else(clientv3.OpGet(item), clientv3.OpGet(claim)).
 		Commit()
 	if err != nil {
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			q.dropSession(lease)
+			return nil, false, fmt.Errorf("etcd: queue claim: %w", err)
+		}
 		return nil, false, writeError("queue claim", err)
 	}
 	if resp.Succeeded {
@@ -201,7 +267,10 @@ func (q *Queue) Next(ctx context.Context, host string) (id string, payload []byt
 		slices.SortFunc(items, func(a, b *mvccpb.KeyValue) int { return cmp.Compare(a.CreateRevision, b.CreateRevision) })
 		for _, kv := range items {
 			id := strings.TrimPrefix(string(kv.Key), itemPfx)
-			if claimed[id] {
+			if claimed[id] || q.isHeld(host, id) {
+				// Another agent's, or still this agent's: after a lost
+				// lease an item it is running has no claim, and must
+				// not go to a second goroutine of the same agent.
 				continue
 			}
 			payload, fresh, err := q.claim(ctx, host, id)
@@ -287,6 +356,9 @@ func (q *Queue) finish(ctx context.Context, host, id string, done bool, result [
 	if err := checkItem(host, id); err != nil {
 		return err
 	}
+	// Whatever the outcome, the caller has stopped working on the item:
+	// if it is still queued, this agent may take it again.
+	defer q.setHeld(host, id, false)
 	lost := &conflict{err: ErrClaimLost, kind: volattach.ErrLockLost, detail: host + "/" + id}
 	lease := q.currentLease()
 	if lease == 0 {

@@ -303,3 +303,49 @@ func TestQueueNextReturnsWhenCancelled(t *testing.T) {
 		t.Fatal("Next did not return after cancel")
 	}
 }
+
+// After its lease is lost (revoked here; expired in a partition or a long
+// pause), an agent takes new work at once under a new lease, and never
+// takes again the work it is still running: only once that run is reported
+// may a later Next resume it.
+func TestQueueAfterLeaseLossKeepsItsRunningWorkAndTakesNew(t *testing.T) {
+	q := etcdtest.Queue(t)
+	cli := etcdtest.Client(t)
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	if err := q.Put(ctx, "h1", "op-1", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if id, _, err := q.Next(ctx, "h1"); err != nil || id != "op-1" {
+		t.Fatalf("Next: %q %v", id, err)
+	}
+	claim, err := cli.Get(ctx, etcdtest.Prefix(t)+"queue/h1/claim/op-1")
+	if err != nil || len(claim.Kvs) != 1 {
+		t.Fatalf("claim of op-1: %v %v", claim, err)
+	}
+	if _, err := cli.Revoke(ctx, clientv3.LeaseID(claim.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Put(ctx, "h1", "op-2", []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	if id, _, err := q.Next(ctx, "h1"); err != nil || id != "op-2" {
+		t.Fatalf("first Next after the lease was lost: %q %v, want op-2 under a new lease", id, err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, time.Second)
+	defer cancelShort()
+	if id, _, err := q.Next(short, "h1"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Next while op-1 still runs: %q %v, want nothing to take", id, err)
+	}
+	if err := q.Done(ctx, "h1", "op-1", nil); !errors.Is(err, etcd.ErrClaimLost) {
+		t.Fatalf("Done of op-1 whose claim lapsed: %v, want ErrClaimLost", err)
+	}
+	if id, _, err := q.Next(ctx, "h1"); err != nil || id != "op-1" {
+		t.Fatalf("Next once op-1's first run ended: %q %v, want op-1 to resume", id, err)
+	}
+	for _, id := range []string{"op-1", "op-2"} {
+		if err := q.Done(ctx, "h1", id, nil); err != nil {
+			t.Fatalf("Done %s: %v", id, err)
+		}
+	}
+}

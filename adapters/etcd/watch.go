@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -16,7 +17,8 @@ type WatchEvent struct {
 	Transition volattach.Transition
 	// Err is set instead for an entry that does not decode (a *CorruptError;
 	// the stream goes on) or for the end of the stream: a *CompactedError
-	// (ErrCompacted) is the last event before the channel closes.
+	// (ErrCompacted), or ErrClientClosed when the Store's client was
+	// closed, is the last event before the channel closes.
 	Err error
 }
 
@@ -29,7 +31,8 @@ type WatchEvent struct {
 // it resumes from the revision after the last one delivered, so no event is
 // lost, repeated or reordered. If that revision has been compacted away the
 // stream ends with a *CompactedError: re-read the state and watch again from
-// a newer revision.
+// a newer revision. If the Store's client is closed the stream ends with
+// ErrClientClosed.
 func (s *Store) Watch(ctx context.Context, fromRev int64) <-chan WatchEvent {
 	out := make(chan WatchEvent, 16)
 	if fromRev <= 0 {
@@ -99,6 +102,12 @@ func (s *Store) watch(ctx context.Context, next int64, out chan<- WatchEvent) {
 		}
 		cancel()
 		if ctx.Err() != nil {
+			return
+		}
+		if s.cli.Ctx().Err() != nil {
+			// A closed client never delivers again: end the stream
+			// instead of re-watching it for ever.
+			send(WatchEvent{Err: fmt.Errorf("etcd: history watch from revision %d: %w", next, ErrClientClosed)})
 			return
 		}
 		timer := time.NewTimer(backoff)

@@ -227,3 +227,28 @@ func TestWatchReportsCompaction(t *testing.T) {
 		t.Fatalf("history after compaction: %d entries, %v", len(h), err)
 	}
 }
+
+// A watch whose client is closed ends with ErrClientClosed instead of
+// re-watching the dead client until its context ends.
+func TestWatchEndsWhenItsClientCloses(t *testing.T) {
+	cli := etcdtest.NewClient(t)
+	s := etcd.NewStore(cli, etcd.WithPrefix(etcdtest.Prefix(t)))
+	ch := s.Watch(t.Context(), 0)
+	cli.Close()
+	select {
+	case ev, ok := <-ch:
+		if !ok || !errors.Is(ev.Err, etcd.ErrClientClosed) {
+			t.Fatalf("first event after the client closed: %+v (open %v), want ErrClientClosed", ev, ok)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("watch neither reported nor ended after its client closed")
+	}
+	select {
+	case _, ok := <-ch:
+		if ok {
+			t.Fatal("watch went on after reporting its client closed")
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("watch not closed after reporting its client closed")
+	}
+}

@@ -102,6 +102,20 @@ type EtcdConfig struct {
 	// SessionTTL is the lease TTL of lock holders and of the agent's queue
 	// claims; default etcd.DefaultSessionTTL.
 	SessionTTL time.Duration
+	// Compaction, QuotaBackendBytes and DefragmentInterval tune the
+	// embedded server (see etcd.ServerConfig; ignored with Client). Zero
+	// values keep its defaults: auto-compaction keeping the newest
+	// etcd.DefaultCompactionRevisions revisions, a 2 GiB quota, and a
+	// defragment check every 30 minutes (docs/operations.md).
+	Compaction         etcd.Compaction
+	QuotaBackendBytes  int64
+	DefragmentInterval time.Duration
+	// History bounds the history entries the node prunes, by age and by
+	// count, every History.Interval (entries of operations still running
+	// are kept). Zero values keep the etcd.DefaultHistory* defaults;
+	// MaxAge and MaxEntries both negative turn pruning off. Nodes sharing
+	// a cluster may all prune: their passes agree.
+	History etcd.HistoryRetention
 }
 
 // LibvirtConfig configures the libvirt adapter.

@@ -46,6 +46,8 @@ type Node struct {
 	agentDone chan struct{}
 	agentErr  error
 	reconDone chan struct{}
+	// retentionDone closes when the history retention loop has stopped.
+	retentionDone chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -184,6 +186,7 @@ func (n *Node) start(ctx context.Context) error {
 			n.reconciler.Run(runCtx) // its passes log their own errors
 		}()
 	}
+	n.startHistoryRetention(runCtx)
 	return nil
 }
 
@@ -192,7 +195,7 @@ func (n *Node) start(ctx context.Context) error {
 func (n *Node) connectEtcd(ctx context.Context) error {
 	cc := n.cfg.Etcd.Client
 	if cc == nil {
-		srv, err := etcd.StartServer(ctx, etcd.ServerConfig{Dir: n.cfg.Etcd.DataDir})
+		srv, err := etcd.StartServer(ctx, n.serverConfig())
 		if err != nil {
 			return fmt.Errorf("node: embedded etcd: %w", err)
 		}
@@ -287,6 +290,7 @@ func (n *Node) close(ctx context.Context) error {
 				add("reconciler", fmt.Errorf("still stopping: %w", ctx.Err()))
 			}
 		}
+		add("history retention", n.waitHistoryRetention(ctx))
 	}
 	if n.nbd != nil {
 		add("nbd backend", n.nbd.Close(ctx))

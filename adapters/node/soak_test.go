@@ -1,0 +1,303 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/volattach/volattach"
+	"github.com/volattach/volattach/adapters/etcd"
+	"github.com/volattach/volattach/adapters/node"
+	"github.com/volattach/volattach/compute"
+	"github.com/volattach/volattach/compute/fake"
+	"github.com/volattach/volattach/volume"
+)
+
+// The soak: attach and detach cycles against an embedded etcd of its own,
+// with every store maintenance a node runs in force (auto-compaction,
+// defragment, history retention, and the reconciler collecting finished
+// operations). The hypervisor is the fake one and the volume backend keeps
+// nothing: only the store is measured. The settings are the defaults'
+// shape scaled down in time, so that a few thousand cycles reach the
+// steady state the defaults reach in hours.
+
+// soakSettings are the maintenance settings of a soak.
+type soakSettings struct {
+	compaction etcd.Compaction
+	defragment time.Duration
+	history    etcd.HistoryRetention
+	// collect is the reconciler's period; finished operation records go at
+	// its first pass after they end.
+	collect time.Duration
+}
+
+// scaledSettings keep two to four seconds of revisions and the newest 2,000
+// history entries.
+var scaledSettings = soakSettings{
+	compaction: etcd.Compaction{Mode: etcd.CompactPeriodic, Period: 2 * time.Second},
+	defragment: 5 * time.Second,
+	history:    etcd.HistoryRetention{MaxEntries: 2000, MaxAge: time.Hour, Interval: 5 * time.Second},
+	collect:    5 * time.Second,
+}
+
+const soakHost = "soak-1"
+
+// soak is one compute side (API, host agent, reconciler, history
+// retention) on an embedded etcd of its own, with instances that each
+// attach and detach a volume of their own.
+type soak struct {
+	tb     testing.TB
+	srv    *etcd.Server
+	cli    *clientv3.Client
+	store  *etcd.Store
+	api    *compute.API
+	insts  []string
+	vols   []string
+	stop   context.CancelFunc
+	stopWG sync.WaitGroup
+}
+
+func newSoak(tb testing.TB, set soakSettings, pairs int) *soak {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	srv, err := etcd.StartServer(ctx, etcd.ServerConfig{
+		UnsafeNoFsync: true, Compaction: set.compaction, DefragmentInterval: set.defragment,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { srv.Close() })
+	cli, err := etcd.NewClient(ctx, etcd.ClientConfig{Endpoints: srv.Endpoints()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cli.Close() })
+	s := &soak{tb: tb, srv: srv, cli: cli, store: etcd.NewStore(cli)}
+	locker := etcd.NewLocker(cli, etcd.WithSessionTTL(5*time.Second))
+	queue := etcd.NewQueue(cli, etcd.WithSessionTTL(5*time.Second))
+	tb.Cleanup(func() {
+		locker.Close(context.Background())
+		queue.Close(context.Background())
+	})
+	volumes, err := volume.NewService(volume.WithStore(s.store), volume.WithLocker(locker), volume.WithBackend(nullBackend{}))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	driver := fake.NewDriver(soakHost, fake.NewFaults())
+	if s.api, err = compute.NewAPI(compute.APIConfig{Store: s.store, Volumes: volumes, Queue: queue, Locker: locker}); err != nil {
+		tb.Fatal(err)
+	}
+	agent, err := compute.NewManager(compute.ManagerConfig{
+		Host: soakHost, Store: s.store, Locker: locker, Queue: queue, Volumes: volumes, Driver: driver, Workers: pairs,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	reconciler, err := compute.NewReconciler(compute.ReconcilerConfig{
+		Store: s.store, Locker: locker, Volumes: volumes, Queue: queue, Manager: agent, API: s.api,
+		Interval: set.collect, Retention: time.Nanosecond,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	history := set.history
+	history.Running = node.RunningOperations(s.store)
+
+	runCtx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	s.stopWG.Go(func() { _ = agent.Run(runCtx) })
+	s.stopWG.Go(func() { reconciler.Run(runCtx) })
+	s.stopWG.Go(func() { s.store.RunHistoryRetention(runCtx, history) })
+	tb.Cleanup(func() { stop(); s.stopWG.Wait() })
+
+	for range pairs {
+		inst := &compute.Instance{
+			UUID: volume.NewUUID(), VMState: compute.VMActive, LaunchedAt: time.Now().UTC(),
+			Host: soakHost, AvailabilityZone: "nova", ProjectID: "p1", RootDeviceName: "/dev/vda",
+		}
+		if _, err := s.store.Commit(ctx, volattach.Txn{Puts: []volattach.Record{inst}}); err != nil {
+			tb.Fatal(err)
+		}
+		driver.AddGuest(inst.UUID, compute.PowerRunning)
+		v, err := volumes.CreateVolume(ctx, volume.VolumeSpec{SizeBytes: 1 << 20, Size: 1, AvailabilityZone: "nova"})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		s.insts, s.vols = append(s.insts, inst.UUID), append(s.vols, v.ID)
+	}
+	return s
+}
+
+// cycles runs n attach+detach cycles, spread over the instances (each
+// attaches and detaches its own volume, all at once); after every 100th it
+// calls sample, with the cycles done so far.
+func (s *soak) cycles(ctx context.Context, n int, sample func(done int)) {
+	var (
+		mu     sync.Mutex
+		taken  int
+		done   int
+		failed error
+		wg     sync.WaitGroup
+	)
+	for k := range s.insts {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				if taken == n || failed != nil {
+					mu.Unlock()
+					return
+				}
+				taken++
+				mu.Unlock()
+				err := s.cycle(ctx, s.insts[k], s.vols[k])
+				mu.Lock()
+				if err != nil {
+					failed = err
+				} else if done++; done%100 == 0 && sample != nil {
+					sample(done)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if failed != nil {
+		s.tb.Fatal(failed)
+	}
+}
+
+// cycle attaches volume vol to instance inst and detaches it again.
+func (s *soak) cycle(ctx context.Context, inst, vol string) error {
+	if _, err := s.api.AttachVolume(ctx, compute.AttachRequest{InstanceUUID: inst, VolumeID: vol}); err != nil {
+		return fmt.Errorf("attach %s to %s: %w", vol, inst, err)
+	}
+	if err := s.api.DetachVolume(ctx, compute.DetachRequest{InstanceUUID: inst, VolumeID: vol}); err != nil {
+		return fmt.Errorf("detach %s from %s: %w", vol, inst, err)
+	}
+	return nil
+}
+
+// storeSize is what the soak measures of the store.
+type storeSize struct {
+	revision, dbBytes, dbInUse, history, keys int64
+}
+
+func (s *soak) size(ctx context.Context) storeSize {
+	s.tb.Helper()
+	st, err := s.cli.Status(ctx, s.srv.Endpoints()[0])
+	if err != nil {
+		s.tb.Fatal(err)
+	}
+	h, err := s.store.HistoryCount(ctx)
+	if err != nil {
+		s.tb.Fatal(err)
+	}
+	all, err := s.cli.Get(ctx, s.store.Prefix(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		s.tb.Fatal(err)
+	}
+	return storeSize{revision: st.Header.Revision, dbBytes: st.DbSize, dbInUse: st.DbSizeInUse, history: h, keys: all.Count}
+}
+
+// BenchmarkSoakAttachDetach runs b.N attach+detach cycles on four
+// instances at once and reports the store at the start and the end: the database file
+// (db-bytes) and its part in use (db-inuse-bytes), the history entries and
+// all keys, the largest file seen, the growth of the part in use per cycle,
+// and, from 2,000 cycles on, the end file size over the one at cycle 2,000
+// (bounded growth keeps it near 1). Run it with -benchtime=2000x and
+// -benchtime=20000x.
+func BenchmarkSoakAttachDetach(b *testing.B) {
+	s := newSoak(b, scaledSettings, 4)
+	ctx := context.Background()
+	start := s.size(ctx)
+	peak := start.dbBytes
+	var at2000 storeSize
+	b.ResetTimer()
+	s.cycles(ctx, b.N, func(done int) {
+		now := s.size(ctx)
+		peak = max(peak, now.dbBytes)
+		if done == 2000 {
+			at2000 = now
+		}
+	})
+	b.StopTimer()
+	end := s.size(ctx)
+	peak = max(peak, end.dbBytes)
+	b.ReportMetric(float64(start.dbBytes), "db-bytes-start")
+	b.ReportMetric(float64(end.dbBytes), "db-bytes-end")
+	b.ReportMetric(float64(peak), "db-bytes-peak")
+	b.ReportMetric(float64(start.dbInUse), "db-inuse-bytes-start")
+	b.ReportMetric(float64(end.dbInUse), "db-inuse-bytes-end")
+	b.ReportMetric(float64(start.history), "history-start")
+	b.ReportMetric(float64(end.history), "history-end")
+	b.ReportMetric(float64(end.keys), "keys-end")
+	b.ReportMetric(float64(end.dbInUse-start.dbInUse)/float64(b.N), "inuse-B/cycle")
+	b.ReportMetric(float64(end.revision-start.revision)/float64(b.N), "revisions/cycle")
+	if at2000.dbBytes > 0 {
+		b.ReportMetric(float64(at2000.dbBytes), "db-bytes@2000")
+		b.ReportMetric(float64(end.dbBytes)/float64(at2000.dbBytes), "db-end/db@2000")
+	}
+}
+
+// Over a few hundred cycles the history stays within its count bound and
+// the database does not keep what compaction and retention free: once the
+// cycles stop, the history is back under MaxEntries, the part of the file in
+// use is that of the live records, and the defragmented file is small.
+// Without compaction and retention 300 cycles leave about 5,000 history
+// entries and 9 MB in use.
+func TestSoakKeepsHistoryAndDatabaseBounded(t *testing.T) {
+	set := soakSettings{
+		compaction: etcd.Compaction{Mode: etcd.CompactPeriodic, Period: time.Second},
+		defragment: 200 * time.Millisecond,
+		history:    etcd.HistoryRetention{MaxEntries: 200, MaxAge: time.Hour, Interval: 100 * time.Millisecond},
+		collect:    200 * time.Millisecond,
+	}
+	s := newSoak(t, set, 2)
+	ctx := testCtx(t)
+	const cycles = 300
+	s.cycles(ctx, cycles, nil)
+	var last storeSize
+	deadline := time.Now().Add(waitFor)
+	for {
+		// Writes move bbolt's freed pages to its free list; the
+		// compactor, the retention loop and the defragment loop run
+		// on their own.
+		if _, err := s.cli.Put(ctx, "/tick", "x"); err != nil {
+			t.Fatal(err)
+		}
+		last = s.size(ctx)
+		if last.history <= int64(set.history.MaxEntries) && last.dbInUse < 1<<20 && last.dbBytes < 2<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d cycles, then %s idle: %d history entries (bound %d), %d keys, db %d bytes with %d in use; want at most %d entries, under 1 MiB in use and a 2 MiB file",
+				cycles, waitFor, last.history, set.history.MaxEntries, last.keys, last.dbBytes, last.dbInUse, set.history.MaxEntries)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("%d cycles: %d history entries, %d keys, db %d bytes, %d in use", cycles, last.history, last.keys, last.dbBytes, last.dbInUse)
+}
+
+// nullBackend is a volume backend that stores nothing: the soak measures
+// the store only.
+type nullBackend struct{}
+
+func (nullBackend) Name() string                                                        { return "null" }
+func (nullBackend) CreateVolume(context.Context, volume.Volume) error                   { return nil }
+func (nullBackend) DeleteVolume(context.Context, volume.Volume) error                   { return nil }
+func (nullBackend) RemoveExport(context.Context, volume.Volume) error                   { return nil }
+func (nullBackend) CreateExport(context.Context, volume.Volume, volume.Connector) error { return nil }
+func (nullBackend) TerminateConnection(context.Context, volume.Volume, volume.Connector) error {
+	return nil
+}
+func (nullBackend) InitializeConnection(_ context.Context, v volume.Volume, _ volume.Connector) (volume.ConnectionInfo, error) {
+	return volume.ConnectionInfo{DriverVolumeType: volume.DriverISCSI, Data: map[string]string{
+		volume.DataTargetIQN: "iqn.2026-11.io.volattach:" + v.ID, volume.DataTargetPortal: "127.0.0.1:3260",
+		volume.DataTargetLUN: "1", volume.DataVolumeID: v.ID,
+	}}, nil
+}
