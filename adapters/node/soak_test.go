@@ -224,6 +224,12 @@ func BenchmarkSoakAttachDetach(b *testing.B) {
 		if done == 2000 {
 			at2000 = now
 		}
+		if testing.Verbose() && done%1000 == 0 {
+			// A long soak shows its progress as it goes (benchmark
+			// logs only appear at its end).
+			fmt.Printf("soak: %d cycles, %s: db %d bytes, %d in use, %d history entries, %d keys\n",
+				done, time.Now().UTC().Format(time.TimeOnly), now.dbBytes, now.dbInUse, now.history, now.keys)
+		}
 	})
 	b.StopTimer()
 	end := s.size(ctx)
