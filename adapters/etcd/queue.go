@@ -236,7 +236,10 @@ func (q *Queue) claimOnce(ctx context.Context, host, id string) (payload []byte,
 // and returns it: the oldest first. It returns when ctx ends. Several
 // goroutines may call Next on one Queue: each operation goes to one of
 // them (they share the agent's lease, so a claim one of them made is never
-// handed to another).
+// handed to another). An item this agent claimed is not handed out again
+// until it is reported Done or Released, even when the claim lapsed with a
+// lost lease: the goroutine running it is still at work. A lost lease is
+// replaced by a new one on the next claim.
 func (q *Queue) Next(ctx context.Context, host string) (id string, payload []byte, err error) {
 	if err := checkSegment("host", host); err != nil {
 		return "", nil, err

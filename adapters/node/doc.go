@@ -3,7 +3,8 @@
 // embedded server by default, or an external cluster), the Store, Locker
 // and Queue over it, the volume side (volume.Service with the storage
 // backends enabled), the libvirt adapter, the compute API, and the host
-// agent (compute.Manager) running in a goroutine. Start builds them in
+// agent (compute.Manager) and its reconciler, and the history retention
+// loop (docs/operations.md), running in goroutines. Start builds them in
 // that order and Close stops them in reverse.
 //
 // The package holds no business rule: those live in volume and compute.
