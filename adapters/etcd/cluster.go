@@ -26,8 +26,9 @@ type Cluster struct {
 // StartCluster starts an n-member cluster and waits until every member
 // serves. cfg is the template for every member: Dir is the parent of the
 // members' data directories (empty: a temporary one that Close removes);
-// Host, LogLevel, Heartbeat, ElectionTimeout, UnsafeNoFsync and TLS apply to
-// all; names and ports are chosen here.
+// Host, LogLevel, Heartbeat, ElectionTimeout, UnsafeNoFsync, TLS,
+// Compaction, QuotaBackendBytes and DefragmentInterval apply to all (each
+// member defragments its own backend); names and ports are chosen here.
 func StartCluster(ctx context.Context, n int, cfg ServerConfig) (*Cluster, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("etcd: cluster of %d members", n)
