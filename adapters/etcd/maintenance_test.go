@@ -169,3 +169,41 @@ func TestDefragmentOfAStoppedMemberIsRefused(t *testing.T) {
 		t.Fatalf("Size of a stopped member: %v", err)
 	}
 }
+
+// A member whose backend reached its quota refuses writes (NOSPACE); once
+// the data is deleted and compacted, its defragment lifts the alarm and
+// writes resume without an operator.
+func TestDefragmentLiftsANoSpaceAlarmOnceUnderQuota(t *testing.T) {
+	srv, cli := ownServer(t, etcd.ServerConfig{QuotaBackendBytes: 4 << 20, DefragmentInterval: -1})
+	v := strings.Repeat("x", 64<<10)
+	var err error
+	for i := 0; err == nil; i++ {
+		if i > 1000 {
+			t.Fatal("no NOSPACE after 64 MiB written under a 4 MiB quota")
+		}
+		_, err = cli.Put(t.Context(), "/junk/"+strconv.Itoa(i), v)
+	}
+	if !errors.Is(err, rpctypes.ErrNoSpace) {
+		t.Fatalf("write over the quota: %v, want NOSPACE", err)
+	}
+	resp, err := cli.Delete(t.Context(), "/junk/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(t.Context(), resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Defragment(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	alarms, err := cli.AlarmList(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(alarms.Alarms) != 0 {
+		t.Fatalf("alarms after the defragment: %v", alarms.Alarms)
+	}
+	if _, err := cli.Put(t.Context(), "/after", "x"); err != nil {
+		t.Fatalf("write after the alarm was lifted: %v", err)
+	}
+}
