@@ -262,9 +262,9 @@ func BenchmarkSoakAttachDetach(b *testing.B) {
 func TestSoakKeepsHistoryAndDatabaseBounded(t *testing.T) {
 	set := soakSettings{
 		compaction: etcd.Compaction{Mode: etcd.CompactPeriodic, Period: time.Second},
-		defragment: 200 * time.Millisecond,
-		history:    etcd.HistoryRetention{MaxEntries: 200, MaxAge: time.Hour, Interval: 100 * time.Millisecond},
-		collect:    200 * time.Millisecond,
+		defragment: time.Second,
+		history:    etcd.HistoryRetention{MaxEntries: 200, MaxAge: time.Hour, Interval: time.Second},
+		collect:    2 * time.Second,
 	}
 	s := newSoak(t, set, 2)
 	const cycles = 200
