@@ -22,10 +22,11 @@ env:
 demo: env
 	$(GO) run ./examples/attach $(DEMO_FLAGS)
 
-## test: vet, gofmt, docs freshness, then every test with the race detector.
+## test: vet, gofmt, docs freshness, then every test with the race detector
+## (the chaos test among them, with a CHAOS_SHORT workload).
 ## VOLATTACH_REQUIRE_ENV=1 makes a test that cannot reach a real component fail.
 test: env vet fmt-check docs-check
-	VOLATTACH_REQUIRE_ENV=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	VOLATTACH_REQUIRE_ENV=1 CHAOS_DURATION=$(CHAOS_SHORT) $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 vet:
 	$(GO) vet $(PKGS)
@@ -53,5 +54,7 @@ bench: env
 ## history checked for linearizability; about three minutes. A longer run:
 ## make chaos CHAOS_DURATION=20m; a replay: make chaos CHAOS_SEED=<seed>.
 CHAOS_DURATION ?= 100s
+## CHAOS_SHORT is the workload of the short chaos run `make test` includes.
+CHAOS_SHORT ?= 30s
 chaos: env
 	CHAOS_DURATION=$(CHAOS_DURATION) VOLATTACH_REQUIRE_ENV=1 $(GO) test -count=1 -v -timeout 90m -run '^TestChaos$$' ./adapters/chaos

@@ -17,7 +17,9 @@ func Build(dir string, pkgs ...string) ([]string, error) {
 		goBin = "/usr/local/go/bin/go"
 	}
 	var stderr bytes.Buffer
-	cmd := exec.Command(goBin, append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)...)
+	// No symbol table or DWARF: linking is most of the build, and the
+	// processes are never debugged from the binary.
+	cmd := exec.Command(goBin, append([]string{"build", "-ldflags=-s -w", "-o", dir + string(filepath.Separator)}, pkgs...)...)
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("chaos: go build %s: %w: %s", strings.Join(pkgs, " "), err, strings.TrimSpace(stderr.String()))

@@ -73,7 +73,7 @@ type layout struct {
 
 // deploy starts everything and waits until each part answers. Every part
 // is stopped and removed when t ends; the run directory (logs, data) is
-// kept when t fails, and its path logged.
+// kept when t fails or CHAOS_KEEP is set, and its path logged.
 func deploy(t *testing.T, l layout) *deployment {
 	t.Helper()
 	chaos.NeedNamespaces(t)
@@ -87,7 +87,7 @@ func deploy(t *testing.T, l layout) *deployment {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("CHAOS_KEEP") != "" {
 			t.Logf("chaos: run directory kept: %s", dir)
 			return
 		}

@@ -73,7 +73,7 @@ func Schedule(seed uint64, d time.Duration, tg Targets) []Fault {
 			f.Kind, f.Target = pick(r, []FaultKind{FaultPartition, FaultKill}), tg.Etcd[r.IntN(len(tg.Etcd))]
 		case roll < 3 && len(tg.Etcd) > 0:
 			f.Kind = FaultIsolateLeader
-		case roll < 7 && len(tg.Hosts) > 0:
+		case roll < 8 && len(tg.Hosts) > 0:
 			f.Kind, f.Target = pick(r, []FaultKind{FaultPartition, FaultKill, FaultPause}), tg.Hosts[r.IntN(len(tg.Hosts))]
 			if f.Kind == FaultPause && f.For < tg.PauseAtLeast {
 				f.For = tg.PauseAtLeast + span(0, 2*time.Second)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -86,6 +87,28 @@ type tally struct {
 	mu sync.Mutex
 	chaos.Counts
 	notOK map[int]bool // clients whose last request was not acknowledged
+	// answers counts the answers by operation and status ("attach 400",
+	// "detach no answer", ...), for the log.
+	answers map[string]int
+}
+
+// answer counts one answer of op.
+func (t *tally) answer(op string, status int, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.answers == nil {
+		t.answers = map[string]int{}
+	}
+	var oe *net.OpError
+	switch {
+	case errors.As(err, &oe) && oe.Op == "dial":
+		op += " no connection"
+	case err != nil:
+		op += " no answer"
+	default:
+		op += fmt.Sprintf(" %d", status)
+	}
+	t.answers[op]++
 }
 
 func (t *tally) lastFailed(client int) bool {
@@ -133,7 +156,7 @@ func outcome(status int, err error) chaos.Result {
 // createVolume creates a volume through api; ok reports an acknowledged
 // create (an unknown one may have made a volume nobody uses: the
 // invariants still judge it).
-func (d *deployment) createVolume(ctx context.Context, api *service, multi bool) (volumeInfo, chaos.Result) {
+func (d *deployment) createVolume(ctx context.Context, api *service, multi bool, n *tally) (volumeInfo, chaos.Result) {
 	var out struct {
 		Volume struct {
 			ID string `json:"id"`
@@ -144,6 +167,7 @@ func (d *deployment) createVolume(ctx context.Context, api *service, multi bool)
 	status, err := d.do(rctx, api, http.MethodPost, "/volume/v3/"+project+"/volumes",
 		map[string]any{"volume": map[string]any{"size": 1, "multiattach": multi}}, &out)
 	r := outcome(status, err)
+	n.answer("create", status, err)
 	if r == chaos.ResultOK && out.Volume.ID == "" {
 		r = chaos.ResultUnknown
 	}
@@ -161,7 +185,7 @@ func (d *deployment) runClient(ctx context.Context, id int, seed uint64, api *se
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(time.Duration(50+r.IntN(150)) * time.Millisecond):
+			case <-time.After(time.Duration(100+r.IntN(400)) * time.Millisecond):
 			}
 		}
 		vols := p.snapshot()
@@ -169,12 +193,17 @@ func (d *deployment) runClient(ctx context.Context, id int, seed uint64, api *se
 		inst := d.instances[r.IntN(len(d.instances))].uuid
 		switch roll := r.IntN(100); {
 		case roll < 5 && !p.full():
-			info, res := d.createVolume(ctx, api, r.IntN(2) == 0)
+			info, res := d.createVolume(ctx, api, r.IntN(2) == 0, n)
 			n.add(id, res)
 			if res == chaos.ResultOK {
 				p.add(info)
 			}
 		case roll < 45:
+			// Mostly attach what the last read says can be: a server
+			// the volume is not on, and a free volume unless multiattach.
+			if seen := p.seen(v.id); r.IntN(4) > 0 && (slices.Contains(seen, inst) || !v.multi && len(seen) > 0) {
+				continue
+			}
 			if !p.tryLock(v.id, inst) {
 				continue
 			}
@@ -185,6 +214,7 @@ func (d *deployment) runClient(ctx context.Context, id int, seed uint64, api *se
 				map[string]any{"volumeAttachment": map[string]any{"volumeId": v.id}}, nil)
 			cancel()
 			res := outcome(status, err)
+			n.answer("attach", status, err)
 			in.Complete(chaos.VolumeOutcome{Result: res})
 			n.add(id, res)
 			p.unlock(v.id, inst)
@@ -202,6 +232,7 @@ func (d *deployment) runClient(ctx context.Context, id int, seed uint64, api *se
 			status, err := d.do(rctx, api, http.MethodDelete, "/compute/v2.1/servers/"+inst+"/os-volume_attachments/"+v.id, nil, nil)
 			cancel()
 			res := outcome(status, err)
+			n.answer("detach", status, err)
 			in.Complete(chaos.VolumeOutcome{Result: res})
 			n.add(id, res)
 			p.unlock(v.id, inst)
@@ -231,6 +262,7 @@ func (d *deployment) read(ctx context.Context, id int, api *service, v volumeInf
 	status, err := d.do(rctx, api, http.MethodGet, "/volume/v3/"+project+"/volumes/"+v.id, nil, &out)
 	cancel()
 	res := outcome(status, err)
+	n.answer("read", status, err)
 	var attached []string
 	for _, a := range out.Volume.Attachments {
 		attached = append(attached, a.ServerID)
@@ -259,7 +291,7 @@ func (d *deployment) seedPool(ctx context.Context, count, maxSize int) (*pool, e
 	p := &pool{busy: map[[2]string]bool{}, lastSeen: map[string][]string{}, maxSize: maxSize}
 	for i := range count {
 		for {
-			info, res := d.createVolume(ctx, d.apis[0], i%2 == 1)
+			info, res := d.createVolume(ctx, d.apis[i%len(d.apis)], i%2 == 1, &tally{})
 			if res == chaos.ResultOK {
 				p.add(info)
 				break
