@@ -68,6 +68,11 @@ type Config struct {
 	// names none (compute.APIConfig.DefaultDiskBus; default virtio). An API
 	// whose requests carry no bus, such as Nova's, sets it.
 	DefaultDiskBus string
+	// WrapStore and WrapLocker, when set, wrap the Store and the Locker the
+	// volume side, the compute API, the host agent and the reconciler use
+	// (an embedder's metrics or tracing); nil uses them as they are.
+	WrapStore  func(volattach.Store) volattach.Store
+	WrapLocker func(volattach.Locker) volattach.Locker
 	// NoAgent leaves the host agent and its reconciler out: a process that
 	// only serves the API, beside agents running elsewhere.
 	NoAgent bool

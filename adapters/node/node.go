@@ -112,12 +112,20 @@ func (n *Node) start(ctx context.Context) error {
 	n.store = etcd.NewStore(n.client, opts...)
 	n.locker = etcd.NewLocker(n.client, opts...)
 	n.queue = etcd.NewQueue(n.client, opts...)
+	var store volattach.Store = n.store
+	if cfg.WrapStore != nil {
+		store = cfg.WrapStore(store)
+	}
+	var locker volattach.Locker = n.locker
+	if cfg.WrapLocker != nil {
+		locker = cfg.WrapLocker(locker)
+	}
 
 	backends, err := n.startBackends()
 	if err != nil {
 		return err
 	}
-	vopts := []volume.Option{volume.WithStore(n.store), volume.WithLocker(n.locker),
+	vopts := []volume.Option{volume.WithStore(store), volume.WithLocker(locker),
 		volume.WithLogger(n.log), volume.WithNotifier(cfg.Notifier)}
 	for _, b := range backends {
 		vopts = append(vopts, volume.WithBackend(b))
@@ -147,7 +155,7 @@ func (n *Node) start(ctx context.Context) error {
 
 	asService := compute.ServiceVolumes(n.volumes)
 	n.api, err = compute.NewAPI(compute.APIConfig{
-		Store: n.store, Volumes: asService, Queue: n.queue, Locker: n.locker,
+		Store: store, Volumes: asService, Queue: n.queue, Locker: locker,
 		Notifier: cfg.Notifier, Log: n.log, DefaultDiskBus: cfg.DefaultDiskBus,
 	})
 	if err != nil {
@@ -157,7 +165,7 @@ func (n *Node) start(ctx context.Context) error {
 		return nil
 	}
 	agent, err := compute.NewManager(compute.ManagerConfig{
-		Host: cfg.Host, Store: n.store, Locker: n.locker, Queue: n.queue,
+		Host: cfg.Host, Store: store, Locker: locker, Queue: n.queue,
 		Volumes: asService, Driver: n.virt, Notifier: cfg.Notifier, Log: n.log,
 	})
 	if err != nil {
@@ -165,7 +173,7 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	if !cfg.Reconcile.Disabled {
 		n.reconciler, err = compute.NewReconciler(compute.ReconcilerConfig{
-			Store: n.store, Locker: n.locker, Volumes: asService, Repairer: n.volumes, Queue: n.queue,
+			Store: store, Locker: locker, Volumes: asService, Repairer: n.volumes, Queue: n.queue,
 			Manager: agent, API: n.api, Interval: cfg.Reconcile.Interval, Grace: cfg.Reconcile.Grace,
 			Notifier: cfg.Notifier, Log: n.log,
 		})

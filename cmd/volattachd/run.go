@@ -36,6 +36,11 @@ func run(ctx context.Context, cfg Config, ready chan<- string) error {
 	if err != nil {
 		return err
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	core := newCoreMetrics(reg)
+	ncfg.WrapStore, ncfg.WrapLocker = core.store, core.locker
+	log.AddHook(reconcilerHook{m: core})
 	n, err := node.Start(ctx, ncfg)
 	if err != nil {
 		return err
@@ -54,8 +59,10 @@ func run(ctx context.Context, cfg Config, ready chan<- string) error {
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	watched := make(chan struct{})
+	go func() { defer close(watched); core.watchHistory(watchCtx, n.Store(), log) }()
+	defer func() { stopWatch(); <-watched }()
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", healthz(n, cfg.Role))
