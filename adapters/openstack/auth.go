@@ -45,7 +45,7 @@ func (id Identity) canSee(project string) bool {
 
 // volumeCaller is the identity as the volume side's Caller.
 func (id Identity) volumeCaller() volume.Caller {
-	return volume.Caller{Admin: id.Admin(), ProjectID: id.ProjectID}
+	return volume.Caller{Admin: id.Admin(), ProjectID: id.ProjectID, Service: id.Service()}
 }
 
 // Authenticator turns a request's X-Auth-Token into an Identity, or

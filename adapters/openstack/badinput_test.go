@@ -150,3 +150,43 @@ func TestVersionDiscovery(t *testing.T) {
 		t.Errorf("Vary %v", r.header.Values("Vary"))
 	}
 }
+
+// A user may not remove, through the volume API, an attachment an
+// instance still uses (attachment_deletion_allowed): DELETE /attachments,
+// os-detach and os-terminate_connection are 409 with nothing written, and
+// the guest keeps its disk.
+func TestUserCannotRemoveAnAttachmentAServerUses(t *testing.T) {
+	s := newStack(t, nil)
+	v := s.volume("p1", false)
+	inst := s.server("p1")
+	r := s.do("POST", "/compute/v2.1/servers/"+inst.UUID+"/os-volume_attachments", "u1:p1",
+		fmt.Sprintf(`{"volumeAttachment": {"volumeId": %q}}`, v.ID))
+	if r.status != http.StatusOK {
+		t.Fatalf("attach: %d %s", r.status, r.body)
+	}
+	atts, err := s.n.Volumes().Attachments(testCtx(t), v.ID)
+	if err != nil || len(atts) != 1 {
+		t.Fatalf("attachments %v %v", atts, err)
+	}
+	before := etcdtest.Revision(t)
+	for _, c := range []struct{ method, path, body string }{
+		{"DELETE", "/volume/v3/p1/attachments/" + atts[0].ID, ""},
+		{"POST", "/volume/v3/p1/volumes/" + v.ID + "/action", `{"os-detach": {"attachment_id": "` + atts[0].ID + `"}}`},
+		{"POST", "/volume/v3/p1/volumes/" + v.ID + "/action", `{"os-terminate_connection": {"connector": {"host": "` + s.n.Host() + `"}}}`},
+	} {
+		r := s.do(c.method, c.path, "u1:p1", c.body, "OpenStack-API-Version", "volume 3.27")
+		if r.status != http.StatusConflict {
+			t.Errorf("%s %s: %d %s, want 409", c.method, c.path, r.status, r.body)
+			continue
+		}
+		if kind, _, msg := r.fault(t); kind != "conflictingRequest" || !strings.Contains(msg, "attachment_deletion_allowed") && !strings.Contains(msg, "ConflictNovaUsingAttachment") {
+			t.Errorf("%s %s: error body %s", c.method, c.path, r.body)
+		}
+	}
+	if rev := etcdtest.Revision(t); rev != before {
+		t.Errorf("etcd revision %d, want %d", rev, before)
+	}
+	if d := s.guestDisks(inst.UUID); len(d) != 1 || d[0] != v.ID {
+		t.Errorf("guest disks %v, want the volume's", d)
+	}
+}

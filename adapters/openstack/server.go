@@ -170,6 +170,12 @@ func (s *Server) api(v apiVersions, h handler) http.HandlerFunc {
 		v.setHeaders(w, ver)
 		ctx := withIdentity(r.Context(), id)
 		ctx = context.WithValue(ctx, versionKey{}, ver)
+		if id.Service() {
+			// A caller Keystone says has the service role is a service
+			// (upstream is_service_request): attachment_deletion_allowed
+			// lets it remove an attachment an instance uses.
+			ctx = volume.WithServiceToken(ctx)
+		}
 		if err := h(w, r.WithContext(ctx)); err != nil {
 			writeError(w, r, err)
 		}
