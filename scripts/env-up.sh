@@ -79,5 +79,6 @@ fi
 wait_for "tgtd" tgtadm --lld iscsi --op show --mode target
 
 bash "$(dirname "${BASH_SOURCE[0]}")/env-ceph.sh" # Ceph RBD: one monitor, a memstore OSD, pool "volumes"
+bash "$(dirname "${BASH_SOURCE[0]}")/env-nfs.sh"  # nfs-ganesha serving one directory on 127.0.0.1
 log "ready: $(virsh -c qemu:///system version 2>/dev/null | grep -i 'running hypervisor' || true)"
 bash "$(dirname "$0")/env-keystone.sh"

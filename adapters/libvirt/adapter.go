@@ -70,6 +70,7 @@ func New(opts ...Option) (*Adapter, error) {
 		volume.DriverISCSI: iscsiDriver{a: a},
 		volume.DriverNBD:   nbdDriver{a: a},
 		volume.DriverRBD:   rbdDriver{a: a},
+		volume.DriverNFS:   nfsDriver{a: a},
 	}
 	a.wrapEncryption()
 	return a, nil

@@ -77,6 +77,10 @@ func TestDiskXML(t *testing.T) {
 			volume.DataSecretType: "ceph", volume.DataSecretUUID: "457eb676-33da-42ec-9a8c-9293d545c337",
 			volume.DataClusterName: "ceph", volume.DataVolumeID: goldenVolume,
 		}}, scsiDisk()},
+		{"nfs", volume.ConnectionInfo{DriverVolumeType: volume.DriverNFS, Data: map[string]string{
+			volume.DataExport: "127.0.0.1:/var/lib/volattach/nfs/export", volume.DataExportName: goldenVolume,
+			volume.DataFormat: "qcow2", volume.DataOptions: "vers=3",
+		}}, scsiDisk()},
 		{"file-raw-luks", volume.ConnectionInfo{DriverVolumeType: volume.DriverFile, Data: map[string]string{
 			volume.DataPath: "/var/lib/volattach/volumes/vol.raw", volume.DataFormat: "raw",
 			volume.DataEncrypted: "true", volume.DataEncryptionKeyID: "volume-" + goldenVolume,
@@ -166,6 +170,11 @@ func TestDiskXMLRefusesBadInput(t *testing.T) {
 		{"rbd secret not ceph", volume.ConnectionInfo{DriverVolumeType: volume.DriverRBD, Data: map[string]string{volume.DataExportName: "p/i", volume.DataAuthEnabled: "true", volume.DataAuthUsername: "u", volume.DataSecretType: "iscsi", volume.DataSecretUUID: "457eb676-33da-42ec-9a8c-9293d545c337"}}, scsiDisk(), compute.ErrInvalidConnectionInfo, volume.DataSecretType},
 		{"rbd name with options", volume.ConnectionInfo{DriverVolumeType: volume.DriverRBD, Data: map[string]string{volume.DataExportName: "p/i:conf=/etc/x"}}, scsiDisk(), compute.ErrInvalidConnectionInfo, volume.DataExportName},
 		{"rbd ports do not match hosts", volume.ConnectionInfo{DriverVolumeType: volume.DriverRBD, Data: map[string]string{volume.DataExportName: "p/i", volume.DataHosts: "a,b,c", volume.DataPorts: "1,2"}}, scsiDisk(), compute.ErrInvalidConnectionInfo, volume.DataPorts},
+		{"nfs without export", volume.ConnectionInfo{DriverVolumeType: volume.DriverNFS, Data: map[string]string{volume.DataExportName: "f"}}, scsiDisk(), compute.ErrInvalidConnectionInfo, volume.DataExport},
+		{"nfs export not server:/path", volume.ConnectionInfo{DriverVolumeType: volume.DriverNFS, Data: map[string]string{volume.DataExport: "/srv/nfs", volume.DataExportName: "f"}}, scsiDisk(), compute.ErrInvalidConnectionInfo, volume.DataExport},
+		{"nfs export unclean", volume.ConnectionInfo{DriverVolumeType: volume.DriverNFS, Data: map[string]string{volume.DataExport: "h:/srv/../etc", volume.DataExportName: "f"}}, scsiDisk(), compute.ErrInvalidConnectionInfo, volume.DataExport},
+		{"nfs name with a slash", volume.ConnectionInfo{DriverVolumeType: volume.DriverNFS, Data: map[string]string{volume.DataExport: "h:/srv", volume.DataExportName: "../f"}}, scsiDisk(), compute.ErrInvalidConnectionInfo, volume.DataExportName},
+		{"nfs bad format", volume.ConnectionInfo{DriverVolumeType: volume.DriverNFS, Data: map[string]string{volume.DataExport: "h:/srv", volume.DataExportName: "f", volume.DataFormat: "vmdk"}}, scsiDisk(), compute.ErrInvalidConnectionInfo, volume.DataFormat},
 		{"encrypted without key id", volume.ConnectionInfo{DriverVolumeType: volume.DriverFile, Data: map[string]string{volume.DataPath: "/v", volume.DataEncrypted: "true"}}, scsiDisk(), compute.ErrInvalidConnectionInfo, volume.DataEncryptionKeyID},
 		{"encrypted qcow2", volume.ConnectionInfo{DriverVolumeType: volume.DriverFile, Data: map[string]string{volume.DataPath: "/v", volume.DataFormat: "qcow2", volume.DataEncrypted: "true", volume.DataEncryptionKeyID: "k"}}, scsiDisk(), compute.ErrInvalidConnectionInfo, volume.DataFormat},
 		{"encrypted neither true nor false", volume.ConnectionInfo{DriverVolumeType: volume.DriverFile, Data: map[string]string{volume.DataPath: "/v", volume.DataEncrypted: "maybe"}}, scsiDisk(), compute.ErrInvalidConnectionInfo, volume.DataEncrypted},

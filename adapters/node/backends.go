@@ -6,14 +6,16 @@ import (
 
 	"github.com/volattach/volattach/adapters/keymanager"
 	"github.com/volattach/volattach/adapters/libvirt"
+	"github.com/volattach/volattach/adapters/storage/nfs"
 	"github.com/volattach/volattach/adapters/storage/rbd"
 	"github.com/volattach/volattach/volume"
 )
 
-// networkBackends are the backends whose storage lives outside this host's
-// files (Ceph RBD).
+// networkBackends are the backends QEMU reaches over the network with its
+// own clients: Ceph RBD and NFS.
 type networkBackends struct {
 	rbd *rbd.Backend
+	nfs *nfs.Backend
 }
 
 // keysFor returns the key manager a built-in backend uses: its own when
@@ -25,9 +27,20 @@ func (n *Node) keysFor(own keymanager.Manager) keymanager.Manager {
 	return n.cfg.Keys
 }
 
-// startNetworkBackends builds the RBD backend when enabled.
+// startNetworkBackends builds the RBD and NFS backends when enabled.
 func (n *Node) startNetworkBackends() ([]volume.Backend, error) {
 	var out []volume.Backend
+	if c := n.cfg.NFS; c != nil {
+		cc := *c
+		cc.Log = n.logFor(cc.Log)
+		cc.Keys = n.keysFor(cc.Keys)
+		b, err := nfs.New(cc)
+		if err != nil {
+			return nil, fmt.Errorf("node: nfs backend: %w", err)
+		}
+		n.net.nfs = b
+		out = append(out, b)
+	}
 	if c := n.cfg.RBD; c != nil {
 		cc := *c
 		cc.Log = n.logFor(cc.Log)
@@ -60,11 +73,18 @@ func (n *Node) networkLibvirtOptions() []libvirt.Option {
 	return opts
 }
 
-// prepareHost checks the RBD backend's cluster (upstream
-// check_for_setup_error: an unknown pool or a refused key stops the start
-// with rbd.ErrPoolNotFound or rbd.ErrAuthFailed, before anything is
-// persisted) and defines the host's ceph secret in libvirt.
+// prepareHost checks the network backends (upstream
+// check_for_setup_error): an NFS export that does not serve the backend's
+// directory stops the start with storage.ErrExportNotFound, an unknown
+// pool or a refused key with rbd.ErrPoolNotFound or rbd.ErrAuthFailed,
+// before anything is persisted; then it defines the host's ceph secret in
+// libvirt.
 func (n *Node) prepareHost(ctx context.Context) error {
+	if n.net.nfs != nil {
+		if err := n.net.nfs.CheckSetup(ctx); err != nil {
+			return fmt.Errorf("node: nfs backend: %w", err)
+		}
+	}
 	if n.net.rbd == nil {
 		return nil
 	}
@@ -76,6 +96,9 @@ func (n *Node) prepareHost(ctx context.Context) error {
 	}
 	return nil
 }
+
+// NFSBackend returns the NFS backend, or nil when not enabled.
+func (n *Node) NFSBackend() *nfs.Backend { return n.net.nfs }
 
 // RBDBackend returns the RBD backend, or nil when not enabled.
 func (n *Node) RBDBackend() *rbd.Backend { return n.net.rbd }

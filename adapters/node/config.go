@@ -13,6 +13,7 @@ import (
 	"github.com/volattach/volattach/adapters/storage/file"
 	"github.com/volattach/volattach/adapters/storage/iscsi"
 	"github.com/volattach/volattach/adapters/storage/nbd"
+	"github.com/volattach/volattach/adapters/storage/nfs"
 	"github.com/volattach/volattach/adapters/storage/rbd"
 	"github.com/volattach/volattach/volume"
 )
@@ -44,6 +45,9 @@ type Config struct {
 	// RBD enables the Ceph RBD backend; the host's libvirt ceph secret is
 	// defined from its user, keyring and SecretUUID at start.
 	RBD *rbd.Config
+	// NFS enables the NFS backend (files on an export QEMU reaches with
+	// its own client); the node checks the export answers at start.
+	NFS *nfs.Config
 	// Keys is the key manager of encrypted volumes (a keymanager.File by
 	// default when set by the embedder; nil: no encrypted volumes). The
 	// file and iSCSI backends and the libvirt adapter use it unless their

@@ -81,7 +81,7 @@ func defaults(cfg *Config) error {
 		}
 		cfg.Host = h
 	}
-	if cfg.File == nil && cfg.ISCSI == nil && cfg.NBD == nil && cfg.RBD == nil && len(cfg.Backends) == 0 {
+	if cfg.File == nil && cfg.ISCSI == nil && cfg.NBD == nil && cfg.RBD == nil && cfg.NFS == nil && len(cfg.Backends) == 0 {
 		return fmt.Errorf("%w: no storage backend enabled", ErrInvalidConfig)
 	}
 	if cfg.Etcd.Client != nil && cfg.Etcd.DataDir != "" {

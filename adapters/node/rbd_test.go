@@ -152,23 +152,29 @@ func TestRBDBadConfigRefusesToStart(t *testing.T) {
 			if key := keyring(t, cfg.Keyring); strings.Contains(err.Error(), key) {
 				t.Fatal("the error shows the cephx key")
 			}
-			cli, err := clientv3.New(clientv3.Config{Endpoints: etcdtest.Endpoints(t), DialTimeout: etcdtest.StartTimeout})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cli.Close()
-			resp, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.Count != 0 {
-				t.Fatalf("%d keys written under %s by a node that did not start", resp.Count, prefix)
-			}
+			requireNothingUnder(t, prefix)
 			a := libvirttest.Adapter(t, libvirt.WithCephSecret(libvirt.CephSecret{UUID: cfg.SecretUUID, User: cfg.User, Keyring: good.Keyring}))
 			if ok, err := a.CephSecretDefined(ctx, cfg.SecretUUID); err != nil || ok {
 				t.Fatalf("ceph secret defined = %v, %v; want none", ok, err)
 			}
 		})
+	}
+}
+
+// requireNothingUnder fails t when etcd holds a key under prefix.
+func requireNothingUnder(t *testing.T, prefix string) {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: etcdtest.Endpoints(t), DialTimeout: etcdtest.StartTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	resp, err := cli.Get(testCtx(t), prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Count != 0 {
+		t.Fatalf("%d keys written under %s by a node that did not start", resp.Count, prefix)
 	}
 }
 

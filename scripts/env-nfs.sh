@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# env-nfs.sh: install (when missing) and start the user-space NFS server the
+# nfs backend's tests and demo use, as ../shared/ENV.md describes: rpcbind,
+# then nfs-ganesha (FSAL VFS) serving one directory over NFSv3 and v4 on
+# 127.0.0.1 only. QEMU reaches it with its own NFS client (libnfs); nothing
+# is mounted on the host.
+#   VOLATTACH_NFS_DIR (default /var/lib/volattach/nfs) holds ganesha.conf,
+#   its log and pid file, and export/, the exported directory (its path is
+#   also the export's path as clients name it).
+# Idempotent: a server that answers is left alone.
+set -euo pipefail
+
+log() { printf 'env-nfs: %s\n' "$*" >&2; }
+
+if [ "$(id -u)" != 0 ]; then
+	SUDO=sudo
+else
+	SUDO=
+fi
+
+D=${VOLATTACH_NFS_DIR:-/var/lib/volattach/nfs}
+EXPORT=$D/export
+
+packages=(nfs-ganesha nfs-ganesha-vfs rpcbind qemu-utils qemu-block-extra)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	log "installing ${missing[*]}"
+	$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+		--no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# answers: QEMU's own NFS client reads a probe file through the export.
+answers() {
+	[ -f "$EXPORT/.probe" ] && timeout 20 qemu-img info -f raw "nfs://127.0.0.1$EXPORT/.probe" >/dev/null 2>&1
+}
+
+$SUDO mkdir -p "$EXPORT"
+# QEMU (user libvirt-qemu) walks to the volume files; their own modes
+# protect them.
+$SUDO chmod 0755 "$D" "$EXPORT"
+[ -f "$EXPORT/.probe" ] || $SUDO touch "$EXPORT/.probe"
+
+if answers; then
+	log "ready: $EXPORT served on 127.0.0.1"
+	exit 0
+fi
+
+wait_for() { # wait_for DESCRIPTION COMMAND...: poll up to 60 s
+	local what=$1; shift
+	for _ in $(seq 1 300); do
+		if "$@" >/dev/null 2>&1; then return 0; fi
+		sleep 0.2
+	done
+	log "$what did not come up (log: $D/ganesha.log)"
+	return 1
+}
+
+if ! rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then
+	log "starting rpcbind"
+	$SUDO mkdir -p /run/rpcbind
+	$SUDO rpcbind -w
+	wait_for rpcbind rpcinfo -p 127.0.0.1
+fi
+
+$SUDO tee "$D/ganesha.conf" >/dev/null <<EOF
+NFS_CORE_PARAM {
+	Bind_addr = 127.0.0.1;
+	Enable_UDP = false;
+	Enable_NLM = false;
+	Enable_RQUOTA = false;
+	Protocols = 3, 4;
+}
+NFSV4 {
+	Graceless = true;
+}
+EXPORT_DEFAULTS {
+	Access_Type = None;
+}
+EXPORT {
+	Export_Id = 77;
+	Path = $EXPORT;
+	Pseudo = $EXPORT;
+	Protocols = 3, 4;
+	Transports = TCP;
+	Access_Type = RW;
+	Squash = No_Root_Squash;
+	SecType = sys;
+	CLIENT {
+		Clients = 127.0.0.0/8;
+		Access_Type = RW;
+	}
+	FSAL {
+		Name = VFS;
+	}
+}
+EOF
+
+if [ -f "$D/ganesha.pid" ] && kill -0 "$(cat "$D/ganesha.pid")" 2>/dev/null; then
+	log "ganesha.nfsd runs but does not answer; restarting it"
+	$SUDO kill "$(cat "$D/ganesha.pid")" || true
+	for _ in $(seq 1 50); do kill -0 "$(cat "$D/ganesha.pid")" 2>/dev/null || break; sleep 0.1; done
+fi
+log "starting ganesha.nfsd"
+$SUDO mkdir -p /var/run/ganesha /var/lib/nfs/ganesha
+$SUDO ganesha.nfsd -f "$D/ganesha.conf" -L "$D/ganesha.log" -p "$D/ganesha.pid" -N NIV_EVENT
+wait_for "ganesha.nfsd" answers
+log "ready: $EXPORT served on 127.0.0.1"
