@@ -74,7 +74,8 @@ var attachTable = fsm.New("volume.attach_status", fsm.Definition[AttachStatus, A
 		{Event: AttachEventDetachFailed, From: []AttachStatus{AttachReserved, AttachAttaching, AttachAttached, AttachErrorAttaching}, To: AttachErrorDetaching},
 		// cinder/api/contrib/admin_actions.py _reset_status attach_status=detached: volume_detached on every attachment.
 		{Event: AttachEventReset, From: liveAttach, To: AttachDetached, Guards: []Guard{guardCallerIsAdmin}},
-		// cinder/db/api.py attachment_destroy: deleted (here: with the volume).
+		// cinder/db/api.py attachment_destroy: deleted (here: with the volume,
+		// or an error_attaching record replaced by its instance's next attach).
 		{Event: AttachEventDestroy, From: liveAttach, To: AttachDeleted},
 	},
 	Refuse: refuseAttach,

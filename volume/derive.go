@@ -27,8 +27,9 @@ var attachPrecedence = [...]AttachStatus{AttachAttached, AttachAttaching, Attach
 // (the compute side connects only after the volume side's attach succeeds),
 // so nothing uses the volume and a new attach is safe. Unlike upstream the
 // record never dangles: it stays listed on the volume (Volume.AttachmentIDs)
-// with its user-visible message, Detach and AttachmentDelete remove it, and
-// DeleteVolume destroys it in the same transaction that starts the delete.
+// with its user-visible message, Detach and AttachmentDelete remove it, a
+// new attach of the same instance (or host) replaces it, and DeleteVolume
+// destroys it in the same transaction that starts the delete.
 // error_detaching attachments are ignored by the derivation too (upstream),
 // but DeleteVolume refuses while one exists: its host may still be connected.
 func DeriveStatus(current Status, migrationStatus string, attachments []AttachStatus) (Status, AttachStatus) {
