@@ -7,7 +7,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 PKGS := ./...
 TEST_TIMEOUT ?= 40m
 
-.PHONY: all env demo test vet fmt-check docs docs-check bench chaos
+.PHONY: all env demo serve test vet fmt-check docs docs-check bench chaos
 
 all: test
 
@@ -21,6 +21,12 @@ env:
 ## The state tables alone: go run ./examples/statetables -format markdown
 demo: env
 	$(GO) run ./examples/attach $(DEMO_FLAGS)
+
+## serve: start volattachd (OpenStack compute and volume APIs, Keystone auth,
+## embedded etcd, iSCSI backend) with one running guest registered as a
+## server, and print the environment the openstack client needs (README).
+serve:
+	bash scripts/serve.sh
 
 ## test: vet, gofmt, docs freshness, then every test with the race detector
 ## (the chaos test among them, with a CHAOS_SHORT workload).

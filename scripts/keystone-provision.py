@@ -141,4 +141,11 @@ def main():
                     call("PATCH", "/endpoints/" + e["id"], tok, {"endpoint": {"url": url}})
 
 
-main()
+if len(sys.argv) == 4 and sys.argv[2] == "--project-id":
+    # Print the id of a project (for make serve).
+    projects = call("GET", "/projects?name=" + sys.argv[3], admin_token())[2]["projects"]
+    if not projects:
+        raise SystemExit("keystone-provision: no project %s" % sys.argv[3])
+    print(projects[0]["id"])
+else:
+    main()
