@@ -24,7 +24,8 @@ func modifyFlags(p compute.PowerState) uint32 {
 // AttachVolume connects the volume on the host and adds its disk to the
 // guest. The disk is rendered (and the connection checked) before anything
 // is touched; a disk with the volume's serial already in the guest is
-// success; when attaching fails the volume is disconnected again.
+// success; when attaching fails the volume is disconnected again (unless
+// disk.HostShared: another guest on the host uses the connection).
 func (a *Adapter) AttachVolume(ctx context.Context, instanceUUID string, info volume.ConnectionInfo, disk compute.DiskInfo) error {
 	drv, err := a.ProtocolDriver(info.DriverVolumeType)
 	if err != nil {
@@ -75,9 +76,12 @@ func (a *Adapter) AttachVolume(ctx context.Context, instanceUUID string, info vo
 		return l.DomainAttachDeviceFlags(dom, doc, flags)
 	})
 	if err != nil {
-		// Upstream attach_volume: on failure, disconnect the volume again.
-		if derr := drv.Disconnect(context.WithoutCancel(ctx), info, disk); derr != nil {
-			log.WithError(derr).Error("libvirt: disconnect after failed attach")
+		// Upstream attach_volume: on failure, disconnect the volume again,
+		// unless another guest on this host uses the connection.
+		if !disk.HostShared {
+			if derr := drv.Disconnect(context.WithoutCancel(ctx), info, disk); derr != nil {
+				log.WithError(derr).Error("libvirt: disconnect after failed attach")
+			}
 		}
 		if isLibvirtError(err, golibvirt.ErrNoDomain) {
 			return fmt.Errorf("%w: %s: %w", compute.ErrInstanceNotFound, instanceUUID, err)

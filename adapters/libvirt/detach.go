@@ -16,8 +16,9 @@ import (
 )
 
 // DetachVolume removes the volume's disk from the guest and disconnects the
-// volume on the host. A disk already gone, or a guest already gone, counts
-// as detached (upstream detach_volume); the volume is disconnected either
+// volume on the host, unless disk.HostShared says another guest on the host
+// still uses it. A disk already gone, or a guest already gone, counts as
+// detached (upstream detach_volume); the volume is disconnected either
 // way. A guest that does not release the disk within the detach policy
 // returns an error matching compute.ErrDeviceDetachFailed, with the disk
 // still in the guest and the volume still connected.
@@ -40,6 +41,12 @@ func (a *Adapter) DetachVolume(ctx context.Context, instanceUUID string, info vo
 	}
 	if err != nil {
 		return err
+	}
+	if disk.HostShared {
+		// Upstream _should_disconnect_target: another guest on this host
+		// still uses the volume (for iSCSI, its disk names the CHAP secret).
+		log.Info("libvirt: another instance on this host uses the volume; leaving it connected")
+		return nil
 	}
 	if err := drv.Disconnect(ctx, info, disk); err != nil {
 		return fmt.Errorf("libvirt: disconnect volume %s: %w", id, err)

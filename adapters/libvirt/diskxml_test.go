@@ -61,6 +61,11 @@ func TestDiskXML(t *testing.T) {
 			volume.DataTargetLUN: "2", volume.DataAuthMethod: "CHAP", volume.DataAuthUsername: "chapuser",
 			volume.DataAuthPassword: "chap-secret-never-in-xml",
 		}}, scsiDisk()},
+		// C19: a multiattach disk is shareable with cache none (upstream get_config).
+		{"iscsi-multiattach", volume.ConnectionInfo{DriverVolumeType: volume.DriverISCSI, Multiattach: true, Data: map[string]string{
+			volume.DataTargetIQN: "iqn.2026-01.io.volattach:target-1", volume.DataTargetPortal: "127.0.0.1:3260",
+			volume.DataTargetLUN: "1",
+		}}, compute.DiskInfo{Serial: goldenVolume, DeviceName: "sdb", Bus: compute.BusSCSI, Multiattach: true}},
 		{"nbd", volume.ConnectionInfo{DriverVolumeType: volume.DriverNBD, Data: map[string]string{
 			volume.DataHost: "127.0.0.1", volume.DataPort: "10901", volume.DataExportName: "vol-export",
 		}}, scsiDisk()},

@@ -74,7 +74,7 @@ func volumeID(info volume.ConnectionInfo, disk compute.DiskInfo) (string, error)
 // baseDisk renders what every protocol's disk shares (upstream
 // LibvirtBaseVolumeDriver.get_config): QEMU driver, raw format, cache mode,
 // target device and bus, serial = volume id, alias "ua-<volume id>",
-// read-only when asked. The protocol driver adds the source.
+// read-only when asked, shareable with cache none when multiattach. The protocol driver adds the source.
 func (a *Adapter) baseDisk(info volume.ConnectionInfo, disk compute.DiskInfo) (*libvirtxml.DomainDisk, error) {
 	id, err := volumeID(info, disk)
 	if err != nil {
@@ -114,6 +114,13 @@ func (a *Adapter) baseDisk(info volume.ConnectionInfo, disk compute.DiskInfo) (*
 	}
 	if disk.ReadOnly || mode == volume.ModeRO {
 		d.ReadOnly = &libvirtxml.DomainDiskReadOnly{}
+	}
+	if disk.Multiattach {
+		// Upstream get_config: a multiattach disk is shareable, with host
+		// caching off, so guests on one host see each other's writes and
+		// QEMU takes no exclusive image lock.
+		d.Shareable = &libvirtxml.DomainDiskShareable{}
+		d.Driver.Cache = "none"
 	}
 	return d, nil
 }

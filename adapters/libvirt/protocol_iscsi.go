@@ -22,8 +22,9 @@ const defaultISCSIPort = "3260"
 // name see the connector's. CHAP credentials go through a libvirt secret
 // made by Connect and removed by Disconnect; the password itself never
 // appears in any XML or log. The secret is per volume: for a multiattach
-// volume used by two guests of one host, the caller skips Disconnect while
-// another guest still uses it (as upstream does for multiattach).
+// volume used by two guests of one host, Adapter.DetachVolume skips
+// Disconnect while the compute side says another guest still uses it
+// (compute.DiskInfo.HostShared; upstream _should_disconnect_target).
 type iscsiDriver struct {
 	a *Adapter
 }

@@ -37,10 +37,19 @@ import (
 func TestMain(m *testing.M) { os.Exit(etcdtest.Run(m)) }
 
 // testTimeout bounds one whole-stack test's own calls.
-const testTimeout = 3 * time.Minute
+const testTimeout = 5 * time.Minute
 
-// waitFor bounds polling for an outside effect (a connection closing).
-const waitFor = 30 * time.Second
+// waitFor bounds polling for an outside effect (a connection closing, a
+// login). Generous: on a busy 2-core machine with several TCG guests a
+// QEMU can take tens of seconds to start or log in; a poll that succeeds
+// returns at once, so only a failing test waits this long.
+const waitFor = 2 * time.Minute
+
+// libvirtCallTimeout bounds each libvirtd call of a test node's adapter
+// (the product default is libvirt.DefaultCallTimeout). Under load a call
+// that waits on QEMU (a start, a hot-plug that opens a network disk) takes
+// longer than the default without anything being wrong.
+const libvirtCallTimeout = 2 * time.Minute
 
 func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
@@ -88,6 +97,7 @@ func newStack(t testing.TB, edit ...func(*node.Config)) *stack {
 		NBD:   &nbd.Config{Dir: filepath.Join(dir, "nbd"), StateDir: t.TempDir(), StopOnClose: true},
 		Libvirt: node.LibvirtConfig{Options: []libvirt.Option{
 			libvirt.WithInitiatorFile(""), libvirt.WithStateDir(t.TempDir()),
+			libvirt.WithCallTimeout(libvirtCallTimeout),
 		}},
 		Log: log,
 	}

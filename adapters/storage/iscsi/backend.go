@@ -49,6 +49,10 @@ type Config struct {
 	Portal string
 	// Tgtadm is the tgtadm program; default "tgtadm" on PATH.
 	Tgtadm string
+	// TgtdSocket is tgtd's management socket, through which CHAP accounts
+	// are created so that no secret is on a command line; default the
+	// socket tgtadm uses ($TGT_IPC_SOCKET.0, else DefaultTgtdSocket).
+	TgtdSocket string
 	// QemuImg is the qemu-img program for the volume files.
 	QemuImg string
 	// CommandTimeout bounds each tgtadm and qemu-img run.
@@ -122,7 +126,7 @@ func New(cfg Config) (*Backend, error) {
 		state:  state,
 		prefix: prefix,
 		portal: portal,
-		tgt:    &tgtadm{prog: prog, run: command.Runner{Log: log, Timeout: cfg.CommandTimeout}},
+		tgt:    &tgtadm{prog: prog, run: command.Runner{Log: log, Timeout: cfg.CommandTimeout}, socket: cfg.TgtdSocket},
 		log:    log,
 	}, nil
 }

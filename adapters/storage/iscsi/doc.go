@@ -20,9 +20,15 @@
 // account's user name is derived from the target IQN, so it needs no
 // storage.
 //
-// The secret is never logged: log entries carry ConnectionInfo.String(),
-// which masks it, and the command runner masks it in every logged command
-// and error. tgtadm takes the password only as an argument, so it is visible
-// in /proc to local users for the few milliseconds `tgtadm --op new --mode
-// account` runs (upstream's tgt-admin path has the same exposure).
+// The secret is never logged (log entries carry ConnectionInfo.String(),
+// which masks it) and is on no command line: tgtadm takes a password only
+// as an argument, readable by every local user in /proc/PID/cmdline while
+// it runs (upstream's tgt-admin path has the same exposure), so the account
+// is created by sending tgtd's management request over its socket, as
+// tgtadm would (tgtd_ipc.go).
+//
+// ListExports names only the targets this backend made (under its IQN
+// prefix, with a secret in its state directory): a reconciler removing the
+// exports of volumes it does not know never touches another deployment's
+// targets on a shared tgtd.
 package iscsi

@@ -103,8 +103,9 @@ func (b *Backend) ensureExport(ctx context.Context, id, iqn, user, path string) 
 		log.Warn("replaced a CHAP account whose secret was lost")
 	}
 	if !has {
-		err := b.tgt.do(ctx, []string{secret}, "--op", "new", "--mode", "account", "--user", user, "--password", secret)
-		if err != nil && !failedWith(err, msgAccountExists) {
+		// Through tgtd's socket: tgtadm would show the secret to every
+		// local user in its command line (tgtd_ipc.go).
+		if err := b.tgt.newAccount(ctx, user, secret); err != nil && !errors.Is(err, errAccountExists) {
 			return err
 		}
 	}

@@ -2,7 +2,10 @@ package iscsi
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"slices"
 	"strings"
 
@@ -13,8 +16,14 @@ import (
 var _ volume.ExportLister = (*Backend)(nil)
 
 // ListExports returns the ids of the volumes whose target tgtd has under
-// this backend's IQN prefix, sorted (volume.ExportLister). Targets of other
-// prefixes (other backends sharing tgtd) are not this backend's.
+// this backend's IQN prefix and whose CHAP secret this backend keeps in its
+// state directory, sorted (volume.ExportLister): the exports this backend
+// made. CreateExport stores the secret before it creates the target and
+// RemoveExport removes it last, so every target this backend made is
+// listed. Targets of other prefixes, and targets of another backend (or
+// another deployment, with its own store) that shares tgtd and the prefix
+// but not the state directory, are not this backend's: a reconciler that
+// knows no volume of theirs must not remove them.
 func (b *Backend) ListExports(ctx context.Context) ([]string, error) {
 	b.mu.Lock()
 	all, err := b.tgt.targets(ctx)
@@ -24,8 +33,15 @@ func (b *Backend) ListExports(ctx context.Context) ([]string, error) {
 	}
 	var ids []string
 	for _, t := range all {
-		if id, ok := strings.CutPrefix(t.IQN, b.prefix); ok && storage.ValidateVolumeID(id) == nil {
+		id, ok := strings.CutPrefix(t.IQN, b.prefix)
+		if !ok || storage.ValidateVolumeID(id) != nil {
+			continue
+		}
+		switch _, err := os.Stat(b.secretPath(id)); {
+		case err == nil:
 			ids = append(ids, id)
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("iscsi: listing targets: %w", err)
 		}
 	}
 	slices.Sort(ids)

@@ -5,9 +5,16 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/volattach/volattach/adapters/storage/iscsi"
 	"github.com/volattach/volattach/volume"
 )
 
+// TestListExportsNamesOnlyThisPrefixsTargets: ListExports names the
+// targets this backend made, not those of another prefix nor those another
+// deployment's backend made under the same prefix (a reconciler removes
+// listed exports it knows no volume of: with a shared tgtd, listing a
+// twin's targets made each node delete the other's; the flaky
+// adapters/node TestAttachToShutOffGuest).
 func TestListExportsNamesOnlyThisPrefixsTargets(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
@@ -24,6 +31,22 @@ func TestListExportsNamesOnlyThisPrefixsTargets(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A backend of another deployment sharing tgtd and the IQN prefix,
+	// with a state directory of its own: its targets are not f's.
+	cfg := f.cfg
+	cfg.StateDir = t.TempDir()
+	twin, err := iscsi.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twinVol := volume.Volume{ID: newID(), SizeBytes: mib}
+	if err := twin.CreateVolume(ctx, twinVol); err != nil {
+		t.Fatal(err)
+	}
+	if err := twin.CreateExport(ctx, twinVol, c); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = twin.RemoveExport(context.Background(), twinVol) })
 	foreign := volume.Volume{ID: newID(), SizeBytes: mib}
 	if err := other.b.CreateVolume(ctx, foreign); err != nil {
 		t.Fatal(err)

@@ -26,6 +26,9 @@ const (
 type tgtadm struct {
 	prog string
 	run  command.Runner
+	// socket is tgtd's management socket, for the one request that
+	// carries a secret (tgtd_ipc.go); "" is tgtadm's default.
+	socket string
 }
 
 // do runs `tgtadm --lld iscsi ARGS...`, masking secrets.
