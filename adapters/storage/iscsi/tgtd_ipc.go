@@ -61,7 +61,7 @@ func tgtdRequest(mode, op uint32, params string) []byte {
 	le.PutUint32(b[4:], op)
 	copy(b[8:8+tgtLLDNameLen-1], "iscsi")
 	le.PutUint32(b[72:], uint32(tgtReqLen+len(body))) // len
-	le.PutUint32(b[76:], 0)                            // tid
+	le.PutUint32(b[76:], 0)                           // tid
 	// sid, lun (uint64 at 80, 88), cid, host_no, device_type, ac_dir
 	// (ACCOUNT_TYPE_INCOMING), pack and force are all zero.
 	return append(b, body...)
