@@ -45,6 +45,7 @@ func TestBadInputAndIsolationWriteNothing(t *testing.T) {
 		{"delete_on_termination before 2.79", "POST", novaAttach, "u1:p1", `{"volumeAttachment": {"volumeId": "` + v1.ID + `", "delete_on_termination": true}}`, []string{"OpenStack-API-Version", "compute 2.78"}, 400, "badRequest", "('delete_on_termination' was unexpected)"},
 		{"tag with a slash", "POST", novaAttach, "u1:p1", `{"volumeAttachment": {"volumeId": "` + v1.ID + `", "tag": "a/b"}}`, []string{"OpenStack-API-Version", "compute 2.49"}, 400, "badRequest", "Invalid input for field/attribute tag"},
 		{"volumeId missing", "POST", novaAttach, "u1:p1", `{"volumeAttachment": {}}`, nil, 400, "badRequest", "'volumeId' is a required property"},
+		{"volumeId empty", "POST", novaAttach, "u1:p1", attachBody(""), nil, 400, "badRequest", "is not a 'uuid'"},
 		{"volumeId not a uuid", "POST", novaAttach, "u1:p1", attachBody("nope"), nil, 400, "badRequest", "is not a 'uuid'"},
 		{"volumeId not a string", "POST", novaAttach, "u1:p1", `{"volumeAttachment": {"volumeId": 7}}`, nil, 400, "badRequest", "is not of type 'string'"},
 		{"bad device path", "POST", novaAttach, "u1:p1", `{"volumeAttachment": {"volumeId": "` + v1.ID + `", "device": "/dev/sd!"}}`, nil, 400, "badRequest", "Invalid input for field/attribute device"},

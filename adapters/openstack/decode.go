@@ -151,7 +151,7 @@ func (o object) str(name string, nullable bool, maxLen int) (string, error) {
 // uuid returns member name as a UUID string (upstream format "uuid").
 func (o object) uuid(name string, nullable bool) (string, error) {
 	s, err := o.str(name, nullable, 0)
-	if err != nil || s == "" {
+	if err != nil || o.isNull(name) {
 		return s, err
 	}
 	if !volume.IsUUIDLike(s) {
