@@ -77,7 +77,9 @@ func (a *API) DetachVolume(ctx context.Context, req DetachRequest) error {
 			return err
 		}
 		if !up {
-			return Raise(ErrComputeServiceUnavailable, "compute service of %s is unavailable at this time", inst.Host)
+			// upstream: "ServiceUnavailable's message does not contain the
+			// host since that's sensitive information."
+			return Raise(ErrComputeServiceUnavailable, "Service is unavailable at this time.")
 		}
 	}
 	// upstream _detach_volume_shelved_offloaded skips begin_detaching for

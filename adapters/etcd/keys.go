@@ -39,7 +39,7 @@ func checkKey(k volattach.Key) error {
 	if err := checkSegment("kind", string(k.Kind)); err != nil {
 		return err
 	}
-	if k.Kind == "history" || k.Kind == "locks" || k.Kind == "queue" {
+	if k.Kind == "history" || k.Kind == "locks" || k.Kind == "queue" || k.Kind == "services" {
 		return fmt.Errorf("%w: kind %q is reserved", ErrInvalidKey, k.Kind)
 	}
 	return checkSegment("id", k.ID)

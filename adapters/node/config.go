@@ -80,6 +80,11 @@ type Config struct {
 	// NoAgent leaves the host agent and its reconciler out: a process that
 	// only serves the API, beside agents running elsewhere.
 	NoAgent bool
+	// CheckServiceUp makes a detach refuse an instance whose host's agent
+	// keeps no presence key (upstream check_instance_host(check_is_up):
+	// 409 "Service is unavailable at this time."). Agents keep theirs
+	// (etcd.Services) whether or not it is set.
+	CheckServiceUp bool
 }
 
 // ReconcileConfig configures the reconciler a node runs beside its host

@@ -25,20 +25,22 @@ import (
 // return the parts for callers that need them; the parts belong to the
 // Node, which stops them in Close.
 type Node struct {
-	cfg     Config
-	log     logrus.FieldLogger
-	server  *etcd.Server
-	client  *clientv3.Client
-	store   *etcd.Store
-	locker  *etcd.Locker
-	queue   *etcd.Queue
-	file    *file.Backend
-	iscsi   *iscsi.Backend
-	nbd     *nbd.Backend
-	net     networkBackends // backends.go
-	volumes *volume.Service
-	virt    *libvirt.Adapter
-	api     *compute.API
+	cfg    Config
+	log    logrus.FieldLogger
+	server *etcd.Server
+	client *clientv3.Client
+	store  *etcd.Store
+	locker *etcd.Locker
+	queue  *etcd.Queue
+	// services holds this host's presence key while its agent runs.
+	services *etcd.Services
+	file     *file.Backend
+	iscsi    *iscsi.Backend
+	nbd      *nbd.Backend
+	net      networkBackends // backends.go
+	volumes  *volume.Service
+	virt     *libvirt.Adapter
+	api      *compute.API
 
 	reconciler *compute.Reconciler
 
@@ -154,9 +156,15 @@ func (n *Node) start(ctx context.Context) error {
 	}
 
 	asService := compute.ServiceVolumes(n.volumes)
+	n.services = etcd.NewServices(n.client, opts...)
+	var services compute.ServiceGroup
+	if cfg.CheckServiceUp {
+		services = n.services
+	}
 	n.api, err = compute.NewAPI(compute.APIConfig{
 		Store: store, Volumes: asService, Queue: n.queue, Locker: locker,
 		Notifier: cfg.Notifier, Log: n.log, DefaultDiskBus: cfg.DefaultDiskBus,
+		Services: services,
 	})
 	if err != nil {
 		return fmt.Errorf("node: compute API: %w", err)
@@ -180,6 +188,16 @@ func (n *Node) start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("node: reconciler: %w", err)
 		}
+	}
+	// The agent's presence key: when its lease ended under it (a pause or
+	// a partition longer than the TTL, during which its claims lapsed too),
+	// a reconciler pass runs at once rather than at the next interval.
+	rejoined := func() {}
+	if n.reconciler != nil {
+		rejoined = n.reconciler.Trigger
+	}
+	if err := n.services.Join(ctx, cfg.Host, rejoined); err != nil {
+		return fmt.Errorf("node: service presence: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.stopAgent, n.agentDone = cancel, make(chan struct{})
@@ -311,6 +329,9 @@ func (n *Node) close(ctx context.Context) error {
 	}
 	if n.locker != nil {
 		add("locker", n.locker.Close(ctx))
+	}
+	if n.services != nil {
+		add("service presence", n.services.Close())
 	}
 	if n.client != nil {
 		add("etcd client", n.client.Close())

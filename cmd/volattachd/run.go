@@ -139,6 +139,7 @@ func nodeConfig(cfg Config, log logrus.FieldLogger) (node.Config, error) {
 	nc := node.Config{Host: cfg.Host, Log: log, DefaultDiskBus: cfg.DiskBus, NoAgent: cfg.Role == RoleAPI}
 	nc.Etcd.Prefix = cfg.EtcdPrefix
 	nc.Etcd.SessionTTL = cfg.EtcdSessionTTL
+	nc.CheckServiceUp = cfg.CheckServiceUp
 	if cfg.EtcdEndpoints != "" {
 		cc := &etcd.ClientConfig{Endpoints: strings.Split(cfg.EtcdEndpoints, ","), CAFile: cfg.EtcdCAFile,
 			CertFile: cfg.EtcdCertFile, KeyFile: cfg.EtcdKeyFile, Username: cfg.EtcdUsername}
