@@ -148,7 +148,7 @@ func deploy(t *testing.T, l layout) *deployment {
 	}
 	phase("guests defined, agents started")
 	for a := 1; a <= l.apis; a++ {
-		d.apis = append(d.apis, d.startService(volattachd, fmt.Sprintf("api%d", a), apiPort, "-role", "api"))
+		d.apis = append(d.apis, d.startService(volattachd, fmt.Sprintf("api%d", a), apiPort, "-role", "api", "-check-service-up"))
 	}
 	for _, s := range append(append([]*service{}, d.agents...), d.apis...) {
 		if err := d.waitHealthy(ctx, s); err != nil {
