@@ -142,11 +142,16 @@ func (e encryptingDriver) Connect(ctx context.Context, info volume.ConnectionInf
 }
 
 // Disconnect removes the volume's passphrase secret, then disconnects the
-// wrapped driver.
+// wrapped driver. While another guest on this host still uses a
+// multiattach volume (disk.HostShared) the secret stays: it is the host's
+// one secret for the volume, which that guest's QEMU may need again.
 func (e encryptingDriver) Disconnect(ctx context.Context, info volume.ConnectionInfo, disk compute.DiskInfo) error {
 	id, err := volumeID(info, disk)
 	if err != nil {
 		return err
+	}
+	if disk.HostShared {
+		return e.ProtocolDriver.Disconnect(ctx, info, disk)
 	}
 	if err := e.a.undefineManaged(ctx, volumeSecret(id)); err != nil {
 		return fmt.Errorf("libvirt: remove the LUKS secret of volume %s: %w", id, err)

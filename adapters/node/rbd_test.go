@@ -187,3 +187,50 @@ func keyring(t *testing.T, path string) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// TestRBDMultiattachTwoGuests: one multiattach RBD volume attached to two
+// running guests of one host: both disks reach the one image (what one
+// guest writes the other reads), and detaching one guest leaves the other's
+// disk working: it still writes and reads, and its writes land in the image.
+func TestRBDMultiattachTwoGuests(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, withRBD(t))
+	a, b := s.guest(true), s.guest(true)
+	v, err := s.n.Volumes().CreateVolume(testCtx(t), volume.VolumeSpec{Backend: "rbd", Size: 1, SizeBytes: 16 << 20, Multiattach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.release(v.ID) })
+	for _, inst := range []*compute.Instance{a, b} {
+		_, err := s.n.Compute().AttachVolume(testCtx(t), compute.AttachRequest{InstanceUUID: inst.UUID, VolumeID: v.ID,
+			DiskBus: compute.BusSCSI, SupportsMultiattach: true})
+		if err != nil {
+			t.Fatalf("attach to %s: %v", inst.UUID, err)
+		}
+		s.requireDisk(inst, v, true, "sda", compute.BusSCSI)
+	}
+	guestQemuIO(t, a.UUID, v.ID, "write -P 0xa1 0 64k")
+	guestQemuIO(t, b.UUID, v.ID, "read -P 0xa1 0 64k")
+
+	if err := s.detach(a, v); err != nil {
+		t.Fatalf("detach from the first guest: %v", err)
+	}
+	for _, live := range []bool{true, false} {
+		if d := s.disks(a, v.ID, live); len(d) != 0 {
+			t.Fatalf("disk still in the first guest (live %v)", live)
+		}
+	}
+	s.requireDisk(b, v, true, "sda", compute.BusSCSI)
+	guestQemuIO(t, b.UUID, v.ID, "write -P 0xb2 1M 64k")
+	guestQemuIO(t, b.UUID, v.ID, "read -P 0xb2 1M 64k")
+	spec, _ := s.n.RBDBackend().ImageSpec(v.ID)
+	hostQemuIO(t, rbdtest.QemuImage(spec), "read -P 0xb2 1M 64k")
+	if st, _ := s.volumeState(v); st != volume.StatusInUse {
+		t.Fatalf("volume %s after one of two detaches, want in-use", st)
+	}
+
+	if err := s.detach(b, v); err != nil {
+		t.Fatalf("detach from the second guest: %v", err)
+	}
+	s.requireReleased(b, v)
+}

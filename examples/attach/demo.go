@@ -37,7 +37,9 @@ type demo struct {
 	guestUUID    string
 	definedGuest bool // the demo defined the guest, so it removes it
 	volumeID     string
-	attached     bool // the volume may still be attached
+	attached     bool   // the volume may still be attached
+	cephSecret   string // the libvirt ceph secret's UUID (rbd)
+	nfsDir       string // the demo's directory in the NFS export (nfs)
 }
 
 func (d *demo) run(ctx context.Context) error {
@@ -49,6 +51,9 @@ func (d *demo) run(ctx context.Context) error {
 		}
 	}
 	if err := preflight(ctx, o.backend); err != nil {
+		return err
+	}
+	if err := networkPreflight(ctx, o); err != nil {
 		return err
 	}
 	if w := kvmWarning(); w != "" {
@@ -79,9 +84,11 @@ func (d *demo) run(ctx context.Context) error {
 	c.line("instance", "%s on host %s: vm_state %s, root %s", inst.UUID, inst.Host, inst.VMState, inst.RootDeviceName)
 
 	c.heading("create the volume")
-	v, err := d.node.Volumes().CreateVolume(ctx, volume.VolumeSpec{
-		Name: "volattach-demo", Backend: o.backend, SizeBytes: int64(o.sizeMiB) << 20, Size: 1,
-	})
+	spec := volume.VolumeSpec{Name: "volattach-demo", Backend: o.backend, SizeBytes: int64(o.sizeMiB) << 20, Size: 1}
+	if o.encrypted {
+		spec.Encryption = luks
+	}
+	v, err := d.node.Volumes().CreateVolume(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("create volume: %w", err)
 	}
@@ -108,6 +115,9 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.showDisks(ctx, inst.UUID, v.ID, true); err != nil {
 		return err
 	}
+	if err := d.showEncryption(ctx, v.ID); err != nil {
+		return err
+	}
 
 	c.heading("detach through compute.API")
 	start = time.Now()
@@ -126,7 +136,10 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	d.attached = false
 	c.line("detach", "done in %d ms", time.Since(start).Milliseconds())
-	return d.showDisks(ctx, inst.UUID, v.ID, false)
+	if err := d.showDisks(ctx, inst.UUID, v.ID, false); err != nil {
+		return err
+	}
+	return d.showEncryption(ctx, v.ID)
 }
 
 // startNode starts the whole stack in the demo's temporary directory:
@@ -167,6 +180,9 @@ func (d *demo) startNode(ctx context.Context) error {
 	case "nbd":
 		cfg.NBD = &nbd.Config{Dir: volumes, StateDir: filepath.Join(dir, "nbd"), StopOnClose: !o.keep}
 	}
+	if err := d.configureNetwork(&cfg, dir); err != nil {
+		return err
+	}
 	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -178,6 +194,7 @@ func (d *demo) startNode(ctx context.Context) error {
 		return &fixable{problem: "libvirtd is not running or not reachable at " + o.uri, fix: envUp + "; qemu:///system needs root", err: err}
 	}
 	c.line("libvirt", "connected to %s (libvirt %s); host agent %s running", o.uri, version, n.Host())
+	d.describeNetwork()
 	return nil
 }
 
@@ -278,6 +295,9 @@ func (d *demo) cleanup(ctx context.Context) error {
 			note("remove guest", d.node.Libvirt().RemoveGuest(ctx, d.guestUUID))
 			c.line("guest", "%s destroyed and undefined", d.opts.guest)
 		}
+	}
+	if !d.opts.keep {
+		d.cleanupNetwork(ctx, note)
 	}
 	if d.stopWatch != nil {
 		d.stopWatch()

@@ -29,6 +29,9 @@ func diskRows(disks []libvirtxml.DomainDisk) []diskRow {
 		if d.Target != nil {
 			r.dev, r.bus = d.Target.Dev, d.Target.Bus
 		}
+		if d.Source != nil && d.Source.Encryption != nil {
+			r.source += " (" + d.Source.Encryption.Format + "-encrypted, passphrase in a libvirt secret)"
+		}
 		if r.serial == "" {
 			r.serial = "-"
 		}
@@ -62,7 +65,11 @@ func diskSource(s *libvirtxml.DomainDiskSource) string {
 	return "-"
 }
 
-// chapNote says a disk logs in with CHAP, naming the user, never the secret.
+// chapNote says how a disk authenticates (CHAP for iSCSI, cephx for RBD),
+// naming the user, never the secret.
 func chapNote(a *libvirtxml.DomainDiskAuth) string {
+	if a.Secret != nil && a.Secret.Type == "ceph" {
+		return "cephx, user " + a.Username + ", key held by libvirt secret " + a.Secret.UUID
+	}
 	return "CHAP, user " + a.Username + ", secret held by libvirt"
 }

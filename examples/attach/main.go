@@ -2,18 +2,19 @@
 // whole volattach stack, and detaches it again, printing every state
 // transition as the etcd watch delivers it:
 //
-//	go run ./examples/attach [-backend iscsi|nbd|file] [-guest NAME] [-bus scsi|virtio] [-keep]
+//	go run ./examples/attach [-backend iscsi|nbd|file|rbd|nfs] [-encrypted] [-guest NAME] [-bus scsi|virtio] [-keep]
 //
 // It starts an embedded etcd in a temporary directory, connects to the
 // local libvirtd, defines and starts a small guest with no operating
 // system unless one named -guest exists, creates a volume on the chosen
 // backend (iSCSI through tgtd with CHAP by default, NBD through qemu-nbd,
-// or a plain file), attaches it through compute.API, shows the guest's
+// a plain file, a Ceph RBD image, or a file on an NFS export; LUKS-encrypted
+// with -encrypted), attaches it through compute.API, shows the guest's
 // live disk list (the volume's disk has the volume id as its serial),
 // detaches it, and removes everything it made unless -keep.
 //
-// It needs libvirtd, virtlogd and tgtd running, as scripts/env-up.sh
-// leaves them (`make demo` runs that first; -setup runs it here).
+// It needs libvirtd, virtlogd and tgtd running (and, for rbd and nfs, the
+// Ceph cluster and the NFS server), as scripts/env-up.sh leaves them (`make demo` runs that first; -setup runs it here).
 package main
 
 import (
@@ -61,6 +62,10 @@ type options struct {
 	setup   bool
 	verbose bool
 	detach  libvirt.DetachPolicy
+	// network backends and encryption (backends.go)
+	encrypted bool
+	cephDir   string
+	nfsExport string
 }
 
 // DefaultGuest is the name of the guest the demo defines when none exists.
@@ -70,7 +75,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("attach", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.backend, "backend", "iscsi", "volume backend: iscsi (tgtd, CHAP), nbd (qemu-nbd) or file")
+	fs.StringVar(&o.backend, "backend", "iscsi", "volume backend: iscsi (tgtd, CHAP), nbd (qemu-nbd), file, rbd (Ceph) or nfs (nfs-ganesha)")
+	fs.BoolVar(&o.encrypted, "encrypted", false, "LUKS-encrypt the volume (file, iscsi or nfs): key in a root-only key file, libvirt secret while attached")
+	fs.StringVar(&o.cephDir, "ceph-dir", defaultCephDir, "the Ceph cluster's directory (ceph.conf, client.volattach.keyring), as scripts/env-ceph.sh makes it")
+	fs.StringVar(&o.nfsExport, "nfs-export", defaultNFSExport, "the directory nfs-ganesha exports on 127.0.0.1, as scripts/env-nfs.sh serves it")
 	fs.StringVar(&o.guest, "guest", DefaultGuest, "libvirt guest to attach to; defined and started (no OS) when missing, and then removed at the end")
 	fs.StringVar(&o.bus, "bus", compute.BusSCSI, "disk bus: scsi (detaches live) or virtio (the OS-less guest never releases it: the detach rolls back)")
 	fs.IntVar(&o.sizeMiB, "size", 64, "volume size in MiB")
@@ -90,8 +98,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
-	case o.backend != "iscsi" && o.backend != "nbd" && o.backend != "file":
-		return o, fmt.Errorf("%w: -backend %q: want iscsi, nbd or file", errUsage, o.backend)
+	case !validBackend[o.backend]:
+		return o, fmt.Errorf("%w: -backend %q: want iscsi, nbd, file, rbd or nfs", errUsage, o.backend)
+	case o.encrypted && !encryptingBackend[o.backend]:
+		return o, fmt.Errorf("%w: -encrypted works with the file, iscsi and nfs backends, not %s", errUsage, o.backend)
 	case o.bus != compute.BusSCSI && o.bus != compute.BusVirtio:
 		return o, fmt.Errorf("%w: -bus %q: want scsi or virtio", errUsage, o.bus)
 	case o.sizeMiB <= 0:

@@ -180,7 +180,7 @@ func TestDemoWithoutLibvirtd(t *testing.T) {
 // starts.
 func TestDemoUsage(t *testing.T) {
 	for _, args := range [][]string{
-		{"-backend", "rbd"}, {"-bus", "ide"}, {"-size", "0"}, {"-guest", ""},
+		{"-backend", "ceph"}, {"-backend", "nbd", "-encrypted"}, {"-backend", "rbd", "-encrypted"}, {"-bus", "ide"}, {"-size", "0"}, {"-guest", ""},
 		{"-detach-attempts", "0"}, {"extra"}, {"-no-such-flag"},
 	} {
 		var out, stderr bytes.Buffer
