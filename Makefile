@@ -61,6 +61,6 @@ bench: env
 ## make chaos CHAOS_DURATION=20m; a replay: make chaos CHAOS_SEED=<seed>.
 CHAOS_DURATION ?= 100s
 ## CHAOS_SHORT is the workload of the short chaos run `make test` includes.
-CHAOS_SHORT ?= 30s
+CHAOS_SHORT ?= 20s
 chaos: env
 	CHAOS_DURATION=$(CHAOS_DURATION) VOLATTACH_REQUIRE_ENV=1 $(GO) test -count=1 -v -timeout 90m -run '^TestChaos$$' ./adapters/chaos
