@@ -202,10 +202,10 @@ func (e *env) recRequireVolumeHistoryOnRows() {
 		switch h.Table {
 		case "volume.status":
 			row, found := volume.VolumeStatusTable().Row(volume.Status(h.From), volume.Event(h.Event))
-			ok = found && (row.To == "" && h.To == h.From || string(row.To) == h.To)
+			ok = found && slices.Contains(row.Targets(volume.Status(h.From)), volume.Status(h.To))
 		case "volume.attach_status":
 			row, found := volume.AttachStatusTable().Row(volume.AttachStatus(h.From), volume.AttachEvent(h.Event))
-			ok = found && (row.To == "" && h.To == h.From || string(row.To) == h.To)
+			ok = found && slices.Contains(row.Targets(volume.AttachStatus(h.From)), volume.AttachStatus(h.To))
 		default:
 			continue
 		}

@@ -292,11 +292,7 @@ func (e *env) requireHistoryOnRows() {
 			ok = onRow(compute.DetachStepTable, h)
 		case compute.VMStateTableName:
 			row, found := compute.VMStateTable.Row(compute.VMState(h.From), compute.Action(h.Event))
-			to := string(row.To)
-			if to == "" {
-				to = h.From
-			}
-			ok = found && to == h.To
+			ok = found && slices.Contains(row.Targets(compute.VMState(h.From)), compute.VMState(h.To))
 		default:
 			continue // the volume side checks its own tables
 		}
@@ -308,11 +304,7 @@ func (e *env) requireHistoryOnRows() {
 
 func onRow(table *compute.StepTable, h volattach.Transition) bool {
 	row, found := table.Row(compute.Step(h.From), compute.StepEvent(h.Event))
-	to := string(row.To)
-	if to == "" {
-		to = h.From
-	}
-	return found && to == h.To
+	return found && slices.Contains(row.Targets(compute.Step(h.From)), compute.Step(h.To))
 }
 
 // opHistory returns the events an operation went through.

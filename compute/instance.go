@@ -42,6 +42,10 @@ type Instance struct {
 	// the instance: the gates checked on the instance and the mapping
 	// created under them are one atomic step.
 	BlockDevices map[string]string `json:"block_devices,omitempty"`
+	// OldVMState is the vm_state before a resize (upstream
+	// system_metadata['old_vm_state']): confirm_resize and revert_resize
+	// return to stopped when it is, to active otherwise.
+	OldVMState VMState `json:"old_vm_state,omitempty"`
 }
 
 // Key returns the instance's store key.

@@ -616,14 +616,7 @@ func onTableRow(h volattach.Transition) error {
 		return nil
 	}
 	for _, row := range desc.Transitions {
-		if row.Event != h.Event || !slices.Contains(row.From, h.From) {
-			continue
-		}
-		to := row.To
-		if to == "" {
-			to = h.From
-		}
-		if to == h.To {
+		if row.Event == h.Event && slices.Contains(row.From, h.From) && row.Leads(h.From, h.To) {
 			return nil
 		}
 	}

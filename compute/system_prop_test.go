@@ -299,6 +299,9 @@ func (s *system) Lifecycle(t *rapid.T) {
 		entry := volattach.Transition{Table: compute.VMStateTableName, Entity: inst.Key(),
 			From: string(inst.VMState), To: string(to), Event: string(action)}
 		wasOffloaded := inst.VMState == compute.VMShelvedOffloaded
+		if action == compute.ActionResize {
+			inst.OldVMState = inst.VMState // upstream system_metadata['old_vm_state']
+		}
 		inst.VMState = to
 		switch {
 		case to == compute.VMShelvedOffloaded:

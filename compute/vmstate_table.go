@@ -83,7 +83,22 @@ var (
 	GuardDevicePath = fsm.Guard[Request]{Name: "device_path_matches", Check: func(r Request) error {
 		return ValidateDevicePath(r.Device)
 	}}
+	// GuardWasStopped chooses the stopped alternative of confirm_resize and
+	// revert_resize: upstream keeps the vm_state before the resize in
+	// system_metadata['old_vm_state'] and, when it was STOPPED, leaves the
+	// guest powered off (nova/compute/manager.py _confirm_resize,
+	// finish_revert_resize: power_on = old_vm_state != STOPPED).
+	GuardWasStopped = fsm.Guard[Request]{Name: "old_vm_state_stopped", Check: func(r Request) error {
+		if r.Instance.OldVMState != VMStopped {
+			return invalidState(r.Instance, "old_vm_state", string(r.Instance.OldVMState))
+		}
+		return nil
+	}}
 )
+
+// resizeEnd are the alternatives of confirm_resize and revert_resize:
+// stopped when the instance was stopped before the resize, otherwise active.
+var resizeEnd = []fsm.Alternative[VMState, Request]{{To: VMStopped, When: GuardWasStopped}, {To: VMActive}}
 
 func invalidState(i *Instance, attr, state string) error {
 	return Raise(ErrInstanceInvalidState, "instance %s in %s %s", i.UUID, attr, state)
@@ -156,12 +171,11 @@ var VMStateTable = fsm.New(VMStateTableName, fsm.Definition[VMState, Action, Req
 		// API.resize: vm_state=[ACTIVE, STOPPED]; the finished resize waits
 		// in RESIZED for confirm or revert.
 		{Event: ActionResize, From: []VMState{VMActive, VMStopped}, To: VMResized, Guards: apiGuards},
-		// API.confirm_resize: vm_state=[RESIZED]. Upstream returns to
-		// STOPPED instead when the guest was powered off; this table
-		// records the common case.
-		{Event: ActionConfirmResize, From: []VMState{VMResized}, To: VMActive, Guards: apiGuards},
-		// API.revert_resize: vm_state=[RESIZED] (same caveat as confirm).
-		{Event: ActionRevertResize, From: []VMState{VMResized}, To: VMActive, Guards: apiGuards},
+		// API.confirm_resize: vm_state=[RESIZED]; back to STOPPED when the
+		// guest was powered off before the resize, otherwise ACTIVE.
+		{Event: ActionConfirmResize, From: []VMState{VMResized}, Guards: apiGuards, Alternatives: resizeEnd},
+		// API.revert_resize: vm_state=[RESIZED]; the same two ends.
+		{Event: ActionRevertResize, From: []VMState{VMResized}, Guards: apiGuards, Alternatives: resizeEnd},
 		// API.shelve: vm_state=[ACTIVE, STOPPED, PAUSED, SUSPENDED].
 		{Event: ActionShelve, From: []VMState{VMActive, VMStopped, VMPaused, VMSuspended}, To: VMShelved, Guards: apiGuards},
 		// API.shelve_offload: vm_state=[SHELVED].

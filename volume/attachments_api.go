@@ -324,14 +324,11 @@ func (s *Service) AttachmentDelete(ctx context.Context, attachmentID string) err
 				return nil
 			}
 			req := &Request{Volume: st.vol, Attachments: st.atts, Attachment: a}
-			if err := c.fireVolume(EventAttachmentDelete, req); err != nil {
-				return err
-			}
 			if err := c.fireAttachment(a, AttachEventDelete, req); err != nil {
 				return err
 			}
 			c.dropAttachedMode()
-			return c.recompute(Caller{})
+			return c.settle(EventAttachmentDelete, Caller{})
 		})
 		if err != nil {
 			return err

@@ -110,34 +110,24 @@ func (c *change) dropVolume() { c.volDropped = true }
 // touchAttachment marks a as written (a field other than its status changed).
 func (c *change) touchAttachment(a *Attachment) { c.dirty[a.ID] = true }
 
-// recompute sets the volume's attach status and status to what its
-// remaining attachments derive (DeriveStatus), the latter through the
-// recompute_* row for the derived status (upstream volume_detached). When
+// settle fires e, a row whose alternatives choose the status the volume's
+// remaining attachments derive (unreserve, detach, force_detach,
+// attachment_delete, recompute_status; upstream volume_detached), judged on
+// the attachments as they will be after this change, and sets the summary
+// attach status with it: the action is one transition of the volume. When
 // no live attachment is left in use, the recorded attached_mode goes too
 // (the detach paths drop it on every detach, as upstream finish_detach
 // does: dropAttachedMode).
-func (c *change) recompute(caller Caller) error {
-	v := c.st.vol
-	req := &Request{Volume: v, Attachments: c.st.atts, Caller: caller}
-	status, attach := req.derived()
-	if v.AttachStatus != attach {
-		v.AttachStatus = attach
-		c.touchVolume()
+func (c *change) settle(e Event, caller Caller) error {
+	req := &Request{Volume: c.st.vol, Attachments: c.st.atts, Caller: caller}
+	if err := c.fireVolume(e, req); err != nil {
+		return err
 	}
-	if attach == AttachDetached {
-		if _, ok := v.AdminMetadata[MetaAttachedMode]; ok {
-			delete(v.AdminMetadata, MetaAttachedMode)
-			c.touchVolume()
-		}
+	c.summarize()
+	if c.st.vol.AttachStatus == AttachDetached {
+		c.dropAttachedMode()
 	}
-	if status == v.Status {
-		return nil
-	}
-	e, ok := RecomputeEvent(status)
-	if !ok {
-		return nil
-	}
-	return c.fireVolume(e, req)
+	return nil
 }
 
 // dropAttachedMode removes the recorded attached_mode (upstream

@@ -129,10 +129,7 @@ func (s *Service) detach(ctx context.Context, volumeID, attachmentID string, k d
 		if derived, attach := req.derived(); derived == st.vol.Status && attach == st.vol.AttachStatus {
 			return nil
 		}
-		if err := c.fireVolume(k.event, req); err != nil {
-			return err
-		}
-		return c.recompute(k.caller)
+		return c.settle(k.event, k.caller)
 	}
 	st, err := s.read(ctx, volumeID)
 	if err != nil {
@@ -200,14 +197,11 @@ func (s *Service) detach(ctx context.Context, volumeID, attachmentID string, k d
 				return settle(st, c)
 			}
 			req := &Request{Volume: st.vol, Attachments: st.atts, Attachment: a, Caller: k.caller}
-			if err := c.fireVolume(k.event, req); err != nil {
-				return err
-			}
 			if err := c.fireAttachment(a, k.attachEvent, req); err != nil {
 				return err
 			}
 			c.dropAttachedMode()
-			return c.recompute(k.caller)
+			return c.settle(k.event, k.caller)
 		})
 		if err != nil {
 			return err

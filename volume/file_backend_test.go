@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -98,8 +99,13 @@ func TestFileBackendLifecycle(t *testing.T) {
 	for _, tr := range e.history(v.Key()) {
 		events = append(events, tr.From+">"+tr.To)
 	}
-	if first, last := events[0], events[len(events)-1]; first != ">creating" || last != "deleting>deleting" {
-		t.Fatalf("history from %s to %s: %v", first, last, events)
+	// One line per action: no X>X line followed by a recompute, and the
+	// delete ends in the removed pseudo-status.
+	want := []string{">creating", "creating>available", "available>attaching", "attaching>in-use", "in-use>detaching",
+		"detaching>available", "available>reserved", "reserved>attaching", "attaching>in-use", "in-use>available",
+		"available>deleting", "deleting>deleted"}
+	if !slices.Equal(events, want) {
+		t.Fatalf("history %v, want %v", events, want)
 	}
 	e.checkHistory()
 }

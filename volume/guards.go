@@ -23,7 +23,7 @@ const (
 	RuleCallerIsAdmin        = "caller_is_admin"
 	RuleHasAttachments       = "volume_has_attachments"
 	RuleDeletionAllowed      = "attachment_deletion_allowed"
-	// RuleDerivedPrefix starts the names of the recompute_* rows' guards,
+	// RuleDerivedPrefix starts the names of the derived-status alternatives' guards,
 	// "derived_status_is_<status>".
 	RuleDerivedPrefix = "derived_status_is_"
 )
@@ -180,7 +180,8 @@ var guardHasAttachments = Guard{Name: RuleHasAttachments, Check: func(r *Request
 		"cannot reset-state to in-use because volume %s does not have any attachments", r.Volume.ID)
 }}
 
-// guardDerived returns the guard of a recompute_* row: cinder/db/api.py
+// guardDerived returns the guard of one alternative of a derived-status row
+// (derivedTargets): cinder/db/api.py
 // volume_detached: the status after a detach is the one the remaining
 // attachments derive (DeriveStatus), never stored blindly.
 func guardDerived(target Status) Guard {

@@ -27,8 +27,9 @@ func (s *Service) Unreserve(ctx context.Context, volumeID string) error {
 	return err
 }
 
-// unreserve fires unreserve and the recompute row it leads to, or nothing
-// when the volume is not attaching or would stay attaching.
+// unreserve fires unreserve, whose alternatives take the volume to the
+// status its attachments derive, or nothing when the volume is not
+// attaching or would stay attaching.
 func unreserve(st *state, c *change) error {
 	req := &Request{Volume: st.vol, Attachments: st.atts}
 	if !statusTable.Can(st.vol.Status, EventUnreserve, req) {
@@ -37,10 +38,7 @@ func unreserve(st *state, c *change) error {
 	if derived, _ := req.derived(); derived == st.vol.Status {
 		return nil
 	}
-	if err := c.fireVolume(EventUnreserve, req); err != nil {
-		return err
-	}
-	return c.recompute(Caller{})
+	return c.settle(EventUnreserve, Caller{})
 }
 
 // BeginDetaching marks an in-use, attached volume as detaching (upstream

@@ -105,8 +105,8 @@ func exportRemovable(st *state) error {
 // (upstream unreserve_volume), a detaching one whose attachment is still
 // attached is rolled back to in-use (roll_detaching), and any other
 // attach-side status (available, in-use, reserved, detaching with nothing
-// attached) follows the recompute_* row of the derived status (upstream
-// volume_detached). Statuses outside the attach flow (creating, error,
+// attached) follows the recompute_status row to the derived status
+// (upstream volume_detached); each is one transition. Statuses outside the attach flow (creating, error,
 // maintenance, ...) are left alone. A volume already consistent is not
 // written. It reports whether it changed anything.
 func (s *Service) RecomputeStatus(ctx context.Context, volumeID string) (bool, error) {
@@ -122,23 +122,26 @@ func recomputeStatus(st *state, c *change) error {
 		return nil
 	}
 	switch st.vol.Status {
-	case StatusAttaching:
-		if derived == StatusAttaching {
-			c.summarize()
-			return nil
-		}
-		if err := c.fireVolume(EventUnreserve, req); err != nil {
-			return err
-		}
-	case StatusDetaching:
-		if derived == StatusInUse {
-			if err := c.fireVolume(EventRollDetaching, req); err != nil {
-				return err
-			}
-		}
-	case StatusAvailable, StatusInUse, StatusReserved:
+	case StatusAttaching, StatusDetaching, StatusAvailable, StatusInUse, StatusReserved:
 	default:
 		return nil
 	}
-	return c.recompute(Caller{})
+	switch {
+	case derived == st.vol.Status:
+		// Only the summary attach status is off: no status transition.
+		c.summarize()
+		if attach == AttachDetached {
+			c.dropAttachedMode()
+		}
+		return nil
+	case st.vol.Status == StatusAttaching:
+		return c.settle(EventUnreserve, Caller{})
+	case st.vol.Status == StatusDetaching && derived == StatusInUse:
+		if err := c.fireVolume(EventRollDetaching, req); err != nil {
+			return err
+		}
+		c.summarize()
+		return nil
+	}
+	return c.settle(EventRecomputeStatus, Caller{})
 }

@@ -50,7 +50,7 @@ func TestRecomputeStatus(t *testing.T) {
 				e.t.Fatal(err)
 			}
 			return v.ID
-		}, true, volume.StatusAvailable, volume.AttachDetached, string(volume.EventRecomputeAvailable)},
+		}, true, volume.StatusAvailable, volume.AttachDetached, string(volume.EventUnreserve)},
 		{"detaching with its attachment attached rolls back", func(e *env) string {
 			v, _ := e.attached(volume.VolumeSpec{}, instA)
 			if err := e.svc.BeginDetaching(ctxFor(e.t), v.ID); err != nil {
@@ -62,12 +62,12 @@ func TestRecomputeStatus(t *testing.T) {
 			v := e.create(volume.VolumeSpec{})
 			e.drift(v.ID, volume.StatusInUse, volume.AttachAttached)
 			return v.ID
-		}, true, volume.StatusAvailable, volume.AttachDetached, string(volume.EventRecomputeAvailable)},
+		}, true, volume.StatusAvailable, volume.AttachDetached, string(volume.EventRecomputeStatus)},
 		{"available with an attached attachment becomes in-use", func(e *env) string {
 			v, _ := e.attached(volume.VolumeSpec{}, instA)
 			e.drift(v.ID, volume.StatusAvailable, volume.AttachDetached)
 			return v.ID
-		}, true, volume.StatusInUse, volume.AttachAttached, string(volume.EventRecomputeInUse)},
+		}, true, volume.StatusInUse, volume.AttachAttached, string(volume.EventRecomputeStatus)},
 		{"a consistent volume is not written", func(e *env) string {
 			v, _ := e.attached(volume.VolumeSpec{}, instA)
 			return v.ID

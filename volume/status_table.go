@@ -20,8 +20,9 @@ const (
 	EventCreateDone  Event = "create_done"
 	EventCreateError Event = "create_failed"
 	EventDelete      Event = "delete"
-	// EventDeleteDone removes the record: the commit that fires it deletes
-	// the volume from the store (see the volume.status table's comment).
+	// EventDeleteDone removes the record: its row leads to StatusDeleted,
+	// the removed pseudo-status, and the commit that fires it deletes the
+	// volume from the store (see the volume.status table's comment).
 	EventDeleteDone  Event = "delete_done"
 	EventDeleteError Event = "delete_failed"
 
@@ -45,11 +46,16 @@ const (
 	EventAttachmentComplete Event = "attachment_complete"
 	EventAttachmentDelete   Event = "attachment_delete"
 
-	EventRecomputeAvailable Event = "recompute_available"
-	EventRecomputeInUse     Event = "recompute_in_use"
-	EventRecomputeAttaching Event = "recompute_attaching"
-	EventRecomputeReserved  Event = "recompute_reserved"
+	// EventRecomputeStatus is a reconciler's repair of a volume no
+	// operation is working on: the status its attachments derive.
+	EventRecomputeStatus Event = "recompute_status"
 )
+
+// StatusDeleted is the removed pseudo-status of the volume.status table:
+// delete_done leads to it and the commit removes the record, so it is never
+// stored (upstream soft-deletes the row with status "deleted", a value
+// outside VolumeStatus).
+const StatusDeleted Status = "deleted"
 
 // resetPrefix starts the admin reset events, one per target status.
 const resetPrefix = "reset_status_"
@@ -58,23 +64,6 @@ const resetPrefix = "reset_status_"
 // os-reset_status). There is one row per target status, so the table says
 // exactly which statuses an admin may set.
 func ResetEvent(s Status) Event { return Event(resetPrefix + string(s)) }
-
-// RecomputeEvent is the recompute_* event whose row moves a volume to s, the
-// status its attachments derive; ok is false for a status no derivation
-// yields.
-func RecomputeEvent(s Status) (e Event, ok bool) {
-	switch s {
-	case StatusAvailable:
-		return EventRecomputeAvailable, true
-	case StatusInUse:
-		return EventRecomputeInUse, true
-	case StatusAttaching:
-		return EventRecomputeAttaching, true
-	case StatusReserved:
-		return EventRecomputeReserved, true
-	}
-	return "", false
-}
 
 // StatusTable is the volume.status table (the subject is *Request).
 type StatusTable = fsm.Table[Status, Event, *Request]
@@ -116,13 +105,20 @@ var resetForbidden = []Status{StatusDeleting, StatusErrorDeleting, StatusDetachi
 
 // statusTable is the volume.status table. A deleted volume has no status:
 // upstream soft-deletes the row and writes status "deleted", a value outside
-// VolumeStatus; here the record is removed from the store by the commit that
-// fires delete_done, so deleting is the terminal status and the history
-// keeps the audit trail.
+// VolumeStatus; here delete_done leads to the removed pseudo-status deleted
+// (StatusDeleted) and its commit removes the record from the store, so no
+// status outside upstream's 22 is stored and the history keeps the audit
+// trail.
+//
+// Every user action writes one transition per record it changes: a row
+// whose target is the status the remaining attachments derive (unreserve,
+// detach, force_detach, attachment_delete; upstream volume_detached) has one
+// alternative per status the derivation yields, each chosen by its
+// derived_status_is_* guard, which calls DeriveStatus.
 var statusTable = fsm.New("volume.status", fsm.Definition[Status, Event, *Request]{
 	States:   Statuses,
 	Initial:  StatusCreating,
-	Terminal: []Status{StatusDeleting},
+	Removed: StatusDeleted,
 	Sets: []fsm.StateSet[Status]{
 		{Name: setLive, States: liveStatuses},
 		{Name: setLiveNoError, States: nonErrorLive()},
@@ -135,44 +131,19 @@ var statusTable = fsm.New("volume.status", fsm.Definition[Status, Event, *Reques
 func statusRows() []fsm.Row[Status, Event, *Request] {
 	type row = fsm.Row[Status, Event, *Request]
 	rows := []row{
-		// cinder/volume/manager.py create_volume: available on success, error on failure.
-		{Event: EventCreateDone, From: []Status{StatusCreating}, To: StatusAvailable},
-		{Event: EventCreateError, From: []Status{StatusCreating}, To: StatusError},
-		// cinder/volume/api.py delete: expected status (no force).
-		{Event: EventDelete, From: []Status{StatusAvailable, StatusError, StatusErrorRestoring, StatusErrorExtending, StatusErrorManaging}, To: StatusDeleting,
-			Guards: []Guard{guardNotAttached, guardNotMigrating, guardNoAttachmentInUse}},
-		{Event: EventDeleteDone, From: []Status{StatusDeleting}},
-		// cinder/volume/manager.py delete_volume: error_deleting when the driver fails.
-		{Event: EventDeleteError, From: []Status{StatusDeleting}, To: StatusErrorDeleting},
-
+		// The attach lifecycle first.
 		// cinder/volume/api.py reserve_volume: available, or in-use when multiattach.
 		{Event: EventReserve, From: []Status{StatusAvailable}, To: StatusAttaching},
 		{Event: EventReserve, From: []Status{StatusInUse}, To: StatusAttaching, Guards: []Guard{guardMultiattach}},
 		// cinder/volume/api.py unreserve_volume: only from attaching (no-op
-		// otherwise); the status then follows a recompute_* row.
-		{Event: EventUnreserve, From: []Status{StatusAttaching}},
+		// otherwise), to the status the attachments derive.
+		{Event: EventUnreserve, From: []Status{StatusAttaching},
+			Alternatives: derivedTargets(StatusAvailable, StatusInUse, StatusReserved)},
 		// cinder/volume/api.py begin_detaching: in-use, attached, not migrating.
 		{Event: EventBeginDetaching, From: []Status{StatusInUse}, To: StatusDetaching,
 			Guards: []Guard{guardAttachStatusAttached, guardNotMigrating}},
 		// cinder/volume/api.py roll_detaching: detaching back to in-use (no-op otherwise).
 		{Event: EventRollDetaching, From: []Status{StatusDetaching}, To: StatusInUse},
-		// cinder/volume/api.py initialize_connection: status unchanged, not in maintenance.
-		{Event: EventInitializeConnection, Set: setLive, Guards: []Guard{guardNotMaintenance}},
-		// cinder/volume/api.py terminate_connection: attachment_deletion_allowed,
-		// status unchanged (then unreserve).
-		{Event: EventTerminateConnection, Set: setLive, Guards: []Guard{guardDeletionAllowed}},
-		// cinder/volume/api.py attach (maintenance, read-only) and
-		// manager.py attach_volume steps 1-3; fired at step 3 (idempotent
-		// retry) or step 6 (finish_attach).
-		{Event: EventAttach, Set: setLive, To: StatusInUse,
-			Guards: []Guard{guardNotMaintenance, guardReadonlyNeedsRO, guardAttachModeMatches, guardNotAlreadyAttached}},
-		// cinder/volume/api.py detach: attachment_deletion_allowed, not in
-		// maintenance; the status then follows a recompute_* row.
-		{Event: EventDetach, Set: setLive, Guards: []Guard{guardDeletionAllowed, guardNotMaintenance}},
-		// cinder/api/contrib/admin_actions.py _force_detach: admin only, then
-		// terminate_connection and detach (attachment_deletion_allowed).
-		{Event: EventForceDetach, Set: setLive, Guards: []Guard{guardCallerIsAdmin, guardDeletionAllowed, guardNotMaintenance}},
-
 		// cinder/volume/api.py _attachment_reserve: available or downloading,
 		// or in-use when multiattach, become reserved.
 		{Event: EventAttachmentCreate, From: []Status{StatusAvailable, StatusDownloading}, To: StatusReserved},
@@ -180,6 +151,26 @@ func statusRows() []fsm.Row[Status, Event, *Request] {
 		// cinder/volume/api.py _attachment_reserve: same-instance override
 		// (live migration): the attachment is created, the status unchanged.
 		{Event: EventAttachmentCreateSameInstance, From: []Status{StatusInUse, StatusReserved}, Guards: []Guard{guardInstanceAttached}},
+
+		// The attach-side rows that apply from every live status.
+		// cinder/volume/api.py attach (maintenance, read-only) and
+		// manager.py attach_volume steps 1-3; fired at step 3 (idempotent
+		// retry) or step 6 (finish_attach).
+		{Event: EventAttach, Set: setLive, To: StatusInUse,
+			Guards: []Guard{guardNotMaintenance, guardReadonlyNeedsRO, guardAttachModeMatches, guardNotAlreadyAttached}},
+		// cinder/volume/api.py detach (attachment_deletion_allowed, not in
+		// maintenance) and cinder/db/api.py volume_detached: the status the
+		// remaining attachments derive.
+		{Event: EventDetach, Set: setLive, Guards: []Guard{guardDeletionAllowed, guardNotMaintenance}, Alternatives: derivedTargets(derivable...)},
+		// cinder/api/contrib/admin_actions.py _force_detach: admin only, then
+		// terminate_connection and detach (attachment_deletion_allowed).
+		{Event: EventForceDetach, Set: setLive, Guards: []Guard{guardCallerIsAdmin, guardDeletionAllowed, guardNotMaintenance}, Alternatives: derivedTargets(derivable...)},
+		// cinder/volume/api.py initialize_connection: status unchanged, not in maintenance.
+		{Event: EventInitializeConnection, Set: setLive, Guards: []Guard{guardNotMaintenance}},
+		// cinder/volume/api.py terminate_connection: attachment_deletion_allowed,
+		// status unchanged (checked, never written: the status moves with
+		// the detach).
+		{Event: EventTerminateConnection, Set: setLive, Guards: []Guard{guardDeletionAllowed}},
 		// cinder/volume/api.py attachment_update and manager.py
 		// attachment_update (volume_attached mark_attached=False): attaching,
 		// not from an error status (409).
@@ -191,13 +182,22 @@ func statusRows() []fsm.Row[Status, Event, *Request] {
 		// cinder/api/v3/attachments.py complete: no check, volume in-use.
 		{Event: EventAttachmentComplete, Set: setLive, To: StatusInUse},
 		// cinder/volume/api.py attachment_delete: attachment_deletion_allowed,
-		// no status check; the status then follows a recompute_* row.
-		{Event: EventAttachmentDelete, Set: setLive, Guards: []Guard{guardDeletionAllowed}},
-	}
-	for _, target := range []Status{StatusAvailable, StatusInUse, StatusAttaching, StatusReserved} {
-		e, _ := RecomputeEvent(target)
-		// cinder/db/api.py volume_detached: the status the remaining attachments derive.
-		rows = append(rows, row{Event: e, Set: setLive, To: target, Guards: []Guard{guardDerived(target)}})
+		// no status check, then the status the remaining attachments derive.
+		{Event: EventAttachmentDelete, Set: setLive, Guards: []Guard{guardDeletionAllowed}, Alternatives: derivedTargets(derivable...)},
+		// A reconciler's repair (RecomputeStatus): the status the
+		// attachments derive, as upstream volume_detached sets it.
+		{Event: EventRecomputeStatus, Set: setLive, Alternatives: derivedTargets(derivable...)},
+
+		// cinder/volume/manager.py create_volume: available on success, error on failure.
+		{Event: EventCreateDone, From: []Status{StatusCreating}, To: StatusAvailable},
+		{Event: EventCreateError, From: []Status{StatusCreating}, To: StatusError},
+		// cinder/volume/api.py delete: expected status (no force).
+		{Event: EventDelete, From: []Status{StatusAvailable, StatusError, StatusErrorRestoring, StatusErrorExtending, StatusErrorManaging}, To: StatusDeleting,
+			Guards: []Guard{guardNotAttached, guardNotMigrating, guardNoAttachmentInUse}},
+		// cinder/volume/manager.py delete_volume: the record goes.
+		{Event: EventDeleteDone, From: []Status{StatusDeleting}, To: StatusDeleted},
+		// cinder/volume/manager.py delete_volume: error_deleting when the driver fails.
+		{Event: EventDeleteError, From: []Status{StatusDeleting}, To: StatusErrorDeleting},
 	}
 	for _, target := range Statuses {
 		if slices.Contains(resetForbidden, target) {
@@ -212,6 +212,25 @@ func statusRows() []fsm.Row[Status, Event, *Request] {
 		rows = append(rows, row{Event: ResetEvent(target), Set: setAll, To: target, Guards: guards})
 	}
 	return rows
+}
+
+// derivable are the statuses DeriveStatus yields from attachments (it also
+// returns the current status, unchanged, while a migration or an upload
+// holds it).
+var derivable = []Status{StatusAvailable, StatusInUse, StatusAttaching, StatusReserved}
+
+// derivedTargets are the alternatives of a row whose target is the status
+// the volume's attachments derive (cinder/db/api.py volume_detached): one per
+// given status, chosen by its derived_status_is_* guard, and otherwise the
+// status unchanged (the derivation holds it, or derives the status the row
+// leaves from). The derived statuses are distinct values of one pure
+// function, so exactly one alternative applies.
+func derivedTargets(targets ...Status) []fsm.Alternative[Status, *Request] {
+	out := make([]fsm.Alternative[Status, *Request], 0, len(targets)+1)
+	for _, t := range targets {
+		out = append(out, fsm.Alternative[Status, *Request]{To: t, When: guardDerived(t)})
+	}
+	return append(out, fsm.Alternative[Status, *Request]{})
 }
 
 // nonErrorLive are the live statuses without "error" in their name.

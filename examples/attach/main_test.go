@@ -97,7 +97,7 @@ func TestDemo(t *testing.T) {
 				"is /dev/sda in the guest", "<- the volume",
 				"in-use -> detaching", "requested -> guest_detached", "attached -> detached",
 				"detaching -> available", "connection_terminated -> detached",
-				"no disk with serial", "available -> deleting", "deleted (storage and export removed)",
+				"no disk with serial", "available -> deleting", "deleting -> deleted", "deleted (storage and export removed)",
 				guest + " destroyed and undefined", "removed " + parent,
 			}
 			rest := text
@@ -107,6 +107,13 @@ func TestDemo(t *testing.T) {
 					t.Fatalf("the output lacks %q (in this order)", w)
 				}
 				rest = rest[i+len(w):]
+			}
+			// One history line per record per action: no self-loop
+			// followed by a recompute of the status.
+			for _, bad := range []string{"detaching -> detaching", "attaching -> attaching", "deleting -> deleting", "recompute_"} {
+				if strings.Contains(text, bad) {
+					t.Errorf("the history shows %q: an action wrote more than one transition of a record", bad)
+				}
 			}
 			m := servedVolume.FindStringSubmatch(text)
 			if m == nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -144,5 +145,47 @@ func TestBadCommandLines(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if err := run([]string{"-h"}, &stdout, &stderr, stubs); !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr.String(), "-format") {
 		t.Errorf("-h: %v, stderr %q", err, stderr.String())
+	}
+}
+
+// TestUnreserveChoosesByDerivation is the check: unreserve from
+// attaching has the targets available and in-use, each with its guard, and
+// no table keeps a recompute row of its own.
+func TestUnreserveChoosesByDerivation(t *testing.T) {
+	var got struct{ Tables []fsm.Description }
+	if err := json.Unmarshal([]byte(runOK(t, realTables(), "-format", "json")), &got); err != nil {
+		t.Fatal(err)
+	}
+	var unreserve *fsm.DescribedRow
+	for _, d := range got.Tables {
+		for i, r := range d.Transitions {
+			if strings.HasPrefix(r.Event, "recompute_") && r.Event != "recompute_status" {
+				t.Errorf("%s still has the recompute row %s", d.Name, r.Event)
+			}
+			if d.Name == "volume.status" && r.Event == "unreserve" && slices.Contains(r.From, "attaching") {
+				unreserve = &d.Transitions[i]
+			}
+		}
+	}
+	if unreserve == nil {
+		t.Fatal("no unreserve row from attaching")
+	}
+	want := map[string]string{"available": "derived_status_is_available", "in-use": "derived_status_is_in-use"}
+	for _, a := range unreserve.Alternatives {
+		if g, ok := want[a.To]; ok && g == a.Guard {
+			delete(want, a.To)
+		}
+	}
+	if len(want) > 0 || unreserve.To != "" {
+		t.Errorf("unreserve %+v lacks the targets %v with their guards", unreserve, want)
+	}
+}
+
+// TestVolumeStatusDiagramIsSmall: the volume.status Mermaid diagram has at
+// most 40 edges (any-state rows are notes).
+func TestVolumeStatusDiagramIsSmall(t *testing.T) {
+	out := runOK(t, realTables(), "-format", "mermaid", "-table", "volume.status")
+	if n := strings.Count(out, "-->"); n > 40 || n == 0 {
+		t.Errorf("volume.status diagram has %d edges, want 1 to 40:\n%s", n, out)
 	}
 }
