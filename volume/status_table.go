@@ -116,8 +116,8 @@ var resetForbidden = []Status{StatusDeleting, StatusErrorDeleting, StatusDetachi
 // alternative per status the derivation yields, each chosen by its
 // derived_status_is_* guard, which calls DeriveStatus.
 var statusTable = fsm.New("volume.status", fsm.Definition[Status, Event, *Request]{
-	States:   Statuses,
-	Initial:  StatusCreating,
+	States:  Statuses,
+	Initial: StatusCreating,
 	Removed: StatusDeleted,
 	Sets: []fsm.StateSet[Status]{
 		{Name: setLive, States: liveStatuses},
