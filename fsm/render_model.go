@@ -34,7 +34,7 @@ func diagram(d Description, sep string) (edges []drawnEdge, notes []setNote) {
 				noteOf[r.Set] = i
 				notes = append(notes, setNote{set: describedSet(d, r)})
 			}
-			notes[i].lines = append(notes[i].lines, noteLine(d, r))
+			notes[i].lines = append(notes[i].lines, noteLines(d, r)...)
 			continue
 		}
 		for _, f := range r.From {
@@ -82,22 +82,23 @@ func altLabel(r DescribedRow, a DescribedAlternative, sep string) string {
 	return r.Event + sep + "[" + strings.Join(append(append([]string(nil), r.Guards...), when), ", ") + "]"
 }
 
-// noteLine is an any-state row as one line: "event [guards] → target", the
-// targets of alternatives joined by " | ", each with its guard.
-func noteLine(d Description, r DescribedRow) string {
-	line := edgeLabel(r, " ") + " → "
+// noteLines is an any-state row as lines of a note: "event [guards] →
+// target", or for a row with alternatives "event [guards] →" followed by one
+// indented line per alternative, "| target [guard]".
+func noteLines(d Description, r DescribedRow) []string {
+	line := edgeLabel(r, " ") + " →"
 	if len(r.Alternatives) == 0 {
-		return line + targetName(d, r.To)
+		return []string{line + " " + targetName(d, r.To)}
 	}
-	parts := make([]string, len(r.Alternatives))
-	for i, a := range r.Alternatives {
+	out := []string{line}
+	for _, a := range r.Alternatives {
 		when := a.Guard
 		if when == "" {
 			when = "otherwise"
 		}
-		parts[i] = targetName(d, a.To) + " [" + when + "]"
+		out = append(out, "    | "+targetName(d, a.To)+" ["+when+"]")
 	}
-	return line + strings.Join(parts, " | ")
+	return out
 }
 
 // targetName is a row's target as text: the state, Unchanged, or the
