@@ -309,22 +309,10 @@ func (a *API) runLocally(ctx context.Context, op *Operation) error {
 	if a.cfg.Locker == nil {
 		return fmt.Errorf("compute: a locker is needed to run operations of shelved_offloaded instances")
 	}
-	lk, err := a.cfg.Locker.Lock(ctx, volattach.InstanceLock(op.InstanceUUID))
-	if err != nil {
-		return err
-	}
-	defer unlock(lk, a.log)
-	if err := a.cfg.Store.Get(ctx, op); err != nil {
-		return err
-	}
-	return a.runner.run(ctx, op, lk.Fence())
-}
-
-// unlock releases lk on a context of its own: the caller's may be done.
-func unlock(lk volattach.Lock, log logrus.FieldLogger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := lk.Unlock(ctx); err != nil {
-		log.WithError(err).WithField("lock", lk.Name()).Warn("unlock failed; the lock lapses with its lease")
-	}
+	return volattach.WithLock(ctx, a.cfg.Locker, volattach.InstanceLock(op.InstanceUUID), a.log, func(ctx context.Context, lk volattach.Lock) error {
+		if err := a.cfg.Store.Get(ctx, op); err != nil {
+			return err
+		}
+		return a.runner.run(ctx, op, lk.Fence())
+	})
 }

@@ -269,22 +269,19 @@ func (a *API) cancelQueued(ctx context.Context, op *Operation, cause error) erro
 	if a.cfg.Locker == nil {
 		return nil
 	}
-	lk, err := a.cfg.Locker.Lock(ctx, volattach.InstanceLock(op.InstanceUUID))
-	if err != nil {
-		return err
-	}
-	defer unlock(lk, a.log)
-	if err := a.cfg.Store.Get(ctx, op); err != nil {
-		return err
-	}
-	if op.Step != StepRequested {
-		return nil // the host took it after all
-	}
-	cause = fmt.Errorf("queueing for host %s: %w", op.Host, cause)
-	if op.Kind == OperationDetach {
-		return a.runner.rollDetaching(ctx, op, lk.Fence(), cause)
-	}
-	return a.runner.rollback(ctx, op, lk.Fence(), cause)
+	return volattach.WithLock(ctx, a.cfg.Locker, volattach.InstanceLock(op.InstanceUUID), a.log, func(ctx context.Context, lk volattach.Lock) error {
+		if err := a.cfg.Store.Get(ctx, op); err != nil {
+			return err
+		}
+		if op.Step != StepRequested {
+			return nil // the host took it after all
+		}
+		cause = fmt.Errorf("queueing for host %s: %w", op.Host, cause)
+		if op.Kind == OperationDetach {
+			return a.runner.rollDetaching(ctx, op, lk.Fence(), cause)
+		}
+		return a.runner.rollback(ctx, op, lk.Fence(), cause)
+	})
 }
 
 // finished turns an operation's result into the API's answer.

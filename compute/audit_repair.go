@@ -74,25 +74,20 @@ func (r *Reconciler) withInstanceLocks(ctx context.Context, ids []string, fn fun
 	ids = slices.Clone(ids)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var fences []volattach.Fence
-	for _, id := range ids {
-		lk, err := r.cfg.Locker.Lock(ctx, volattach.InstanceLock(id))
-		if err != nil {
-			return err
+	// take holds ids[i:] inside the locks already taken: each WithLock's
+	// context derives from the one before, so losing any lock ends fn's.
+	var take func(ctx context.Context, i int) error
+	take = func(ctx context.Context, i int) error {
+		if i == len(ids) {
+			return fn(ctx, fences)
 		}
-		defer unlock(lk, r.log)
-		go func() {
-			select {
-			case <-lk.Lost():
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		fences = append(fences, lk.Fence())
+		return volattach.WithLock(ctx, r.cfg.Locker, volattach.InstanceLock(ids[i]), r.log, func(ctx context.Context, lk volattach.Lock) error {
+			fences = append(fences, lk.Fence())
+			return take(ctx, i+1)
+		})
 	}
-	return fn(ctx, fences)
+	return take(ctx, 0)
 }
 
 // repair is one repair under its locks, on the state re-read there.

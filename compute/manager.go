@@ -200,32 +200,30 @@ func (m *Manager) Handle(ctx context.Context, id string) (OperationResult, error
 	if op.Done() {
 		return resultOf(op), nil
 	}
-	lk, err := m.cfg.Locker.Lock(ctx, volattach.InstanceLock(op.InstanceUUID))
-	if err != nil {
-		return OperationResult{}, &RetryLaterError{Operation: id, Step: op.Step, Err: err}
-	}
-	defer unlock(lk, m.log)
-	// The run stops as soon as the lock is lost: its writes would be
-	// refused by the fence anyway, and its side effects must not go on.
-	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-lk.Lost():
-			cancel()
-		case <-lctx.Done():
+	// The run stops as soon as the lock is lost (volattach.WithLock): its
+	// writes would be refused by the fence anyway, and its side effects
+	// must not go on.
+	locked := false
+	err := volattach.WithLock(ctx, m.cfg.Locker, volattach.InstanceLock(op.InstanceUUID), m.log, func(lctx context.Context, lk volattach.Lock) error {
+		locked = true
+		// Re-read under the lock: another run may have moved it meanwhile.
+		if err := m.cfg.Store.Get(lctx, op); err != nil {
+			return &RetryLaterError{Operation: id, Step: op.Step, Err: err}
 		}
-	}()
-	// Re-read under the lock: another run may have moved it meanwhile.
-	if err := m.cfg.Store.Get(lctx, op); err != nil {
-		return OperationResult{}, &RetryLaterError{Operation: id, Step: op.Step, Err: err}
-	}
-	if err := m.runner.run(lctx, op, lk.Fence()); err != nil {
-		select {
-		case <-lk.Lost():
-			return OperationResult{}, fmt.Errorf("%w: %w", volattach.ErrLockLost, err)
-		default:
+		if err := m.runner.run(lctx, op, lk.Fence()); err != nil {
+			select {
+			case <-lk.Lost():
+				return fmt.Errorf("%w: %w", volattach.ErrLockLost, err)
+			default:
+			}
+			return err
 		}
+		return nil
+	})
+	switch {
+	case err != nil && !locked:
+		return OperationResult{}, &RetryLaterError{Operation: id, Step: op.Step, Err: err}
+	case err != nil:
 		return OperationResult{}, err
 	}
 	return resultOf(op), nil

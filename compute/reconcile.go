@@ -60,11 +60,16 @@ func (a *API) reconcile(ctx context.Context, op *Operation) (bool, error) {
 	if a.cfg.Locker == nil {
 		return false, fmt.Errorf("compute: reconciling needs a locker")
 	}
-	lk, err := a.cfg.Locker.Lock(ctx, volattach.InstanceLock(op.InstanceUUID))
-	if err != nil {
-		return false, err
-	}
-	defer unlock(lk, a.log)
+	var did bool
+	err := volattach.WithLock(ctx, a.cfg.Locker, volattach.InstanceLock(op.InstanceUUID), a.log, func(ctx context.Context, lk volattach.Lock) (err error) {
+		did, err = a.reconcileLocked(ctx, op, lk)
+		return err
+	})
+	return did, err
+}
+
+// reconcileLocked is reconcile under the instance lock lk.
+func (a *API) reconcileLocked(ctx context.Context, op *Operation, lk volattach.Lock) (bool, error) {
 	if err := a.cfg.Store.Get(ctx, op); err != nil || op.Done() {
 		return false, err
 	}
