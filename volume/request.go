@@ -19,7 +19,7 @@ type Caller struct {
 // Request is the subject the guards of the volume.status and
 // volume.attach_status tables judge: the volume as read, its attachment
 // records, the attachment the request is about, and what the caller asks.
-// Guards only read it. For the recompute_* rows, Attachments holds the
+// Guards only read it. For the derived-status alternatives, Attachments holds the
 // records as they will be after the change being committed.
 type Request struct {
 	// Volume is the volume as read from the store.
