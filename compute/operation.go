@@ -55,7 +55,6 @@ type Operation struct {
 	// Admin and RequestID are the caller's, carried to the volume side.
 	Admin     bool      `json:"admin,omitempty"`
 	RequestID string    `json:"request_id,omitempty"`
-	Attempts  int       `json:"attempts,omitempty"`
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }

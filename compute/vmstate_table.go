@@ -1,8 +1,6 @@
 package compute
 
 import (
-	"errors"
-
 	"github.com/volattach/volattach/fsm"
 )
 
@@ -234,7 +232,3 @@ var lockGuarded = func() map[Action]bool {
 	}
 	return m
 }()
-
-// IsInstanceInvalidState reports whether err is an InstanceInvalidState
-// refusal (including InstanceIsLocked).
-func IsInstanceInvalidState(err error) bool { return errors.Is(err, ErrInstanceInvalidState) }

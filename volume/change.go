@@ -107,9 +107,6 @@ func (c *change) fireAttachment(a *Attachment, e AttachEvent, req *Request) erro
 // it (delete_done).
 func (c *change) dropVolume() { c.volDropped = true }
 
-// touchAttachment marks a as written (a field other than its status changed).
-func (c *change) touchAttachment(a *Attachment) { c.dirty[a.ID] = true }
-
 // settle fires e, a row whose alternatives choose the status the volume's
 // remaining attachments derive (unreserve, detach, force_detach,
 // attachment_delete, recompute_status; upstream volume_detached), judged on
