@@ -89,7 +89,7 @@ const (
 	// the guest again, as the records say it should be.
 	RepairReattachGuestDisk RepairAction = "reattach_guest_disk"
 	// RepairRecomputeStatus sets the volume's status to the derived one
-	// through the table (unreserve, roll_detaching or recompute_*).
+	// through the table (unreserve, roll_detaching or recompute_status).
 	RepairRecomputeStatus RepairAction = "recompute_status"
 	// RepairRemoveExport removes the export on its backend.
 	RepairRemoveExport RepairAction = "remove_export"
