@@ -9,6 +9,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/volattach/volattach"
+	"github.com/volattach/volattach/volume"
 )
 
 // APIConfig configures an API.
@@ -152,19 +153,41 @@ func viewOf(m *BlockDeviceMapping) *VolumeAttachment {
 	}
 }
 
+// instance reads an instance; InstanceNotFound (404) when none has the id,
+// including an id no record can have (recordID), which is not looked up.
 func (a *API) instance(ctx context.Context, uuid string) (*Instance, error) {
+	if !recordID(uuid) {
+		return nil, Raise(ErrInstanceNotFound, "instance %s could not be found", shortID(uuid))
+	}
 	inst := &Instance{UUID: uuid}
 	if err := a.cfg.Store.Get(ctx, inst); err != nil {
 		if errors.Is(err, volattach.ErrNotFound) {
-			return nil, Raise(ErrInstanceNotFound, "instance %s could not be found", uuid)
+			return nil, Raise(ErrInstanceNotFound, "instance %s could not be found", shortID(uuid))
 		}
 		return nil, err
 	}
 	return inst, nil
 }
 
+// volume reads a volume from the volume side; VolumeNotFound (404) when
+// none has the id, including an id no record can have, which is not
+// looked up.
+func (a *API) volume(ctx context.Context, id string) (*volume.Volume, error) {
+	if !recordID(id) {
+		return nil, Raise(ErrVolumeNotFound, "volume %s could not be found", shortID(id))
+	}
+	v, err := a.cfg.Volumes.GetVolume(ctx, id)
+	if err != nil {
+		return nil, volumeError(err)
+	}
+	return v, nil
+}
+
 // mapping reads the mapping of volumeID on instanceUUID; nil if none.
 func (a *API) mapping(ctx context.Context, volumeID, instanceUUID string) (*BlockDeviceMapping, error) {
+	if !recordID(volumeID) || !recordID(instanceUUID) {
+		return nil, nil
+	}
 	m := &BlockDeviceMapping{VolumeID: volumeID, InstanceUUID: instanceUUID}
 	switch err := a.cfg.Store.Get(ctx, m); {
 	case errors.Is(err, volattach.ErrNotFound):
@@ -177,13 +200,14 @@ func (a *API) mapping(ctx context.Context, volumeID, instanceUUID string) (*Bloc
 
 // volumeMappings returns the instance uuids holding a mapping of volumeID.
 func (a *API) volumeMappings(ctx context.Context, volumeID string) ([]string, error) {
-	ids, err := a.cfg.Store.List(ctx, volattach.KindMapping, volumeID+MappingIDSeparator, "", 0)
+	prefix := MappingPrefix(volumeID)
+	ids, err := a.cfg.Store.List(ctx, volattach.KindMapping, prefix, "", 0)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]string, len(ids))
 	for i, id := range ids {
-		out[i] = id[len(volumeID)+len(MappingIDSeparator):]
+		out[i] = id[len(prefix):]
 	}
 	return out, nil
 }
@@ -229,8 +253,20 @@ func notAttached(instanceUUID, volumeID string) error {
 	return Raise(ErrVolumeBDMNotFound, "instance %s is not attached to volume %s", instanceUUID, volumeID)
 }
 
-// Operation returns an operation record.
+// Operation returns an operation record, its credentials masked: a
+// finished operation keeps none (the mapping holds connection_info for the
+// detach, as upstream's BDM does), and a running one's are not the
+// caller's to see.
 func (a *API) Operation(ctx context.Context, id string) (*Operation, error) {
+	op, err := a.operation(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return op.redacted(), nil
+}
+
+// operation reads an operation record as stored.
+func (a *API) operation(ctx context.Context, id string) (*Operation, error) {
 	op := &Operation{ID: id}
 	if err := a.cfg.Store.Get(ctx, op); err != nil {
 		return nil, err
@@ -242,7 +278,7 @@ func (a *API) Operation(ctx context.Context, id string) (*Operation, error) {
 // or detached with Async) and returns its result; OperationTimedOut when
 // ctx ends first.
 func (a *API) WaitOperation(ctx context.Context, id string) (OperationResult, error) {
-	op, err := a.Operation(ctx, id)
+	op, err := a.operation(ctx, id)
 	if err != nil {
 		return OperationResult{}, err
 	}

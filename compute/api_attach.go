@@ -14,6 +14,8 @@ import (
 // AttachVolume attaches an existing volume to an instance (upstream
 // API.attach_volume, legacy flow). In order, as upstream checks them:
 //
+//  0. the request's fields, as upstream's API schema: tag, disk bus and
+//     device type (ValidationError 400);
 //  1. the instance exists (InstanceNotFound 404);
 //  2. the compute.vm_state table's attach_volume row: not locked unless
 //     admin (InstanceIsLocked 409), one of the 7 vm_states with task_state
@@ -25,11 +27,12 @@ import (
 //     instance whose attach is still running is joined instead, so a quick
 //     retry of a timed-out attach never trips over its own mapping;
 //  5. a shelved_offloaded instance takes neither a tag nor a multiattach
-//     volume (400); a multiattach volume needs microversion 2.60 (400);
-//  6. the availability zones match when cross-AZ attach is disabled
-//     (InvalidVolume 400);
-//  7. a device name is free on the bus (DevicePathInUse 409,
-//     TooManyDiskDevices 403).
+//     volume (400);
+//  6. a device name is free on the bus (TooManyDiskDevices 403; upstream's
+//     conductor reserves it on the compute host before anything else);
+//  7. then check_attach_and_reserve_volume's checks: the availability
+//     zones match when cross-AZ attach is disabled (InvalidVolume 400),
+//     and a multiattach volume needs microversion 2.60 (400).
 //
 // Nothing is written before every gate passed. Then the mapping (with the
 // device name) and the operation are created in one transaction that
@@ -42,8 +45,11 @@ import (
 // shelved_offloaded instance has no host: the mapping is recorded without a
 // device and the attachment completed with no connector, in this call.
 func (a *API) AttachVolume(ctx context.Context, req AttachRequest) (*VolumeAttachment, error) {
+	if err := req.validate(); err != nil {
+		return nil, err
+	}
 	ctx = volume.WithRequestID(ctx, req.RequestID)
-	log := a.log.WithFields(logrus.Fields{"instance_uuid": req.InstanceUUID, "volume_id": req.VolumeID, "request_id": req.RequestID})
+	log := a.log.WithFields(logrus.Fields{"instance_uuid": shortID(req.InstanceUUID), "volume_id": shortID(req.VolumeID), "request_id": req.RequestID})
 	inst, err := a.instance(ctx, req.InstanceUUID)
 	if err != nil {
 		return nil, err
@@ -51,9 +57,9 @@ func (a *API) AttachVolume(ctx context.Context, req AttachRequest) (*VolumeAttac
 	if _, err := CheckInstanceState(Request{Instance: inst, Admin: req.Admin, Device: req.Device}, ActionAttachVolume); err != nil {
 		return nil, err
 	}
-	vol, err := a.cfg.Volumes.GetVolume(ctx, req.VolumeID)
+	vol, err := a.volume(ctx, req.VolumeID)
 	if err != nil {
-		return nil, volumeError(err)
+		return nil, err
 	}
 	var m *BlockDeviceMapping
 	var op *Operation
@@ -70,11 +76,14 @@ func (a *API) AttachVolume(ctx context.Context, req AttachRequest) (*VolumeAttac
 		if err != nil || joined != nil {
 			return joined, err
 		}
-		if err := a.checkAttachVolume(inst, vol, req); err != nil {
+		if err := checkShelvedOffloaded(inst, vol, req); err != nil {
 			return nil, err
 		}
 		m, op, err = a.newAttach(inst, vol, req)
 		if err != nil {
+			return nil, err
+		}
+		if err := a.checkAttachAndReserve(inst, vol, req); err != nil {
 			return nil, err
 		}
 		err = a.createAttach(ctx, inst, m, op)
@@ -96,7 +105,7 @@ func (a *API) AttachVolume(ctx context.Context, req AttachRequest) (*VolumeAttac
 	}
 	if err := a.cfg.Volumes.Reserve(ctx, req.VolumeID); err != nil {
 		err = volumeError(err)
-		if aerr := a.runner.abandon(ctx, op, err); aerr != nil {
+		if aerr := a.runner.abandon(ctx, op, nil, err); aerr != nil {
 			log.WithError(aerr).Error("could not destroy the mapping of a refused attach")
 		}
 		return nil, err
@@ -150,7 +159,7 @@ func (a *API) checkAlreadyAttached(ctx context.Context, inst *Instance, vol *vol
 // join waits for (or, async, points at) the operation of kind running on
 // m; nil, nil when m's operation is of another kind or already over.
 func (a *API) join(ctx context.Context, m *BlockDeviceMapping, kind OperationKind, async bool) (*VolumeAttachment, error) {
-	op, err := a.Operation(ctx, m.OperationID)
+	op, err := a.operation(ctx, m.OperationID)
 	if err != nil {
 		if errors.Is(err, volattach.ErrNotFound) {
 			return nil, nil
@@ -173,27 +182,35 @@ func (a *API) join(ctx context.Context, m *BlockDeviceMapping, kind OperationKin
 	return a.finished(ctx, op, res)
 }
 
-// checkAttachVolume holds the gates decided from the instance and the
-// volume alone.
-func (a *API) checkAttachVolume(inst *Instance, vol *volume.Volume, req AttachRequest) error {
-	if inst.VMState == VMShelvedOffloaded {
-		// upstream: no compute manager to ask whether it supports tags.
-		if req.Tag != "" {
-			return Raise(ErrVolumeTaggedAttachToShelvedNotSupported, "tagged volume attachment is not supported for shelved-offloaded instances")
-		}
-		// upstream: no host to ask whether it supports multiattach.
-		if vol.Multiattach {
-			return Raise(ErrMultiattachToShelvedNotSupported, "attaching multiattach volumes is not supported for shelved-offloaded instances")
-		}
+// checkShelvedOffloaded holds upstream attach_volume's refusals for a
+// shelved_offloaded instance, made before anything else is reserved.
+func checkShelvedOffloaded(inst *Instance, vol *volume.Volume, req AttachRequest) error {
+	if inst.VMState != VMShelvedOffloaded {
+		return nil
 	}
-	// upstream check_attach_and_reserve_volume: multiattach needs 2.60.
-	if vol.Multiattach && !req.SupportsMultiattach {
-		return Raise(ErrMultiattachNotSupportedOldMicroversion, "multiattach volumes are only supported starting with compute API version 2.60")
+	// upstream: no compute manager to ask whether it supports tags.
+	if req.Tag != "" {
+		return Raise(ErrVolumeTaggedAttachToShelvedNotSupported, "tagged volume attachment is not supported for shelved-offloaded instances")
 	}
+	// upstream: no host to ask whether it supports multiattach.
+	if vol.Multiattach {
+		return Raise(ErrMultiattachToShelvedNotSupported, "attaching multiattach volumes is not supported for shelved-offloaded instances")
+	}
+	return nil
+}
+
+// checkAttachAndReserve holds upstream check_attach_and_reserve_volume's
+// checks, in its order; upstream runs them after the device name is
+// reserved (N15).
+func (a *API) checkAttachAndReserve(inst *Instance, vol *volume.Volume, req AttachRequest) error {
 	// upstream cinder.API.check_availability_zone, only when
 	// [cinder] cross_az_attach is False.
 	if a.cfg.CrossAZAttachDisabled && inst.AvailabilityZone != vol.AvailabilityZone {
 		return Raise(ErrInvalidVolume, "instance %s and volume %s are not in the same availability_zone (%q, %q)", inst.UUID, vol.ID, inst.AvailabilityZone, vol.AvailabilityZone)
+	}
+	// multiattach needs 2.60.
+	if vol.Multiattach && !req.SupportsMultiattach {
+		return Raise(ErrMultiattachNotSupportedOldMicroversion, "multiattach volumes are only supported starting with compute API version 2.60")
 	}
 	return nil
 }

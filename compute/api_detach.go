@@ -11,37 +11,39 @@ import (
 )
 
 // DetachVolume detaches a volume from an instance (upstream
-// VolumeAttachmentController.delete and API.detach_volume). In order:
+// VolumeAttachmentController.delete and API.detach_volume). In order, as
+// upstream checks them (the controller's lookups before the decorators of
+// detach_volume):
 //
 //  1. the instance exists (InstanceNotFound 404);
-//  2. the compute.vm_state table's detach_volume row: not locked unless
+//  2. the volume exists (VolumeNotFound 404) and is mapped to the instance
+//     (VolumeBDMNotFound 404);
+//  3. it is not the root device (VolumeBDMIsRoot 400);
+//  4. the compute.vm_state table's detach_volume row: not locked unless
 //     admin (InstanceIsLocked 409), one of the 7 vm_states with task_state
 //     None and launched (InstanceInvalidState 409);
-//  3. the volume exists (VolumeNotFound 404) and is mapped to the instance
-//     (VolumeBDMNotFound 404); a detach of it already running is joined,
-//     an attach of it still running refused (InvalidVolume 400);
-//  4. it is not the root device (VolumeBDMIsRoot 400);
-//  5. the instance's compute service is up (ComputeServiceUnavailable 409);
-//  6. begin_detaching on the volume side (InvalidVolume 400).
+//  5. a detach of the volume already running is joined, an attach of it
+//     still running refused (InvalidVolume 400);
+//  6. the instance's compute service is up (ServiceUnavailable 409, naming
+//     no host, as upstream's check_instance_host);
+//  7. begin_detaching on the volume side (InvalidVolume 400).
 //
 // Then the operation is recorded on the mapping and queued for the host,
 // which detaches the disk from the guest, terminates the connection,
 // detaches the volume and destroys the mapping; a guest that refuses rolls
 // the volume back to in-use (DeviceDetachFailed). The call waits for the
 // host's result unless req.Async. A shelved_offloaded instance has no host:
-// the attachment is ended and the mapping destroyed in this call.
+// the attachment is ended and the mapping destroyed in this call (and the
+// volume deleted when the mapping says delete_on_termination).
 func (a *API) DetachVolume(ctx context.Context, req DetachRequest) error {
 	ctx = volume.WithRequestID(ctx, req.RequestID)
-	log := a.log.WithFields(logrus.Fields{"instance_uuid": req.InstanceUUID, "volume_id": req.VolumeID, "request_id": req.RequestID})
+	log := a.log.WithFields(logrus.Fields{"instance_uuid": shortID(req.InstanceUUID), "volume_id": shortID(req.VolumeID), "request_id": req.RequestID})
 	inst, err := a.instance(ctx, req.InstanceUUID)
 	if err != nil {
 		return err
 	}
-	if _, err := CheckInstanceState(Request{Instance: inst, Admin: req.Admin}, ActionDetachVolume); err != nil {
+	if _, err := a.volume(ctx, req.VolumeID); err != nil {
 		return err
-	}
-	if _, err := a.cfg.Volumes.GetVolume(ctx, req.VolumeID); err != nil {
-		return volumeError(err)
 	}
 	m, err := a.mapping(ctx, req.VolumeID, req.InstanceUUID)
 	if err != nil {
@@ -50,6 +52,13 @@ func (a *API) DetachVolume(ctx context.Context, req DetachRequest) error {
 	if m == nil {
 		return notAttached(req.InstanceUUID, req.VolumeID)
 	}
+	// upstream VolumeAttachmentController.delete: "Cannot detach a root device volume".
+	if m.IsRoot() {
+		return Raise(ErrVolumeBDMIsRoot, "cannot detach a root device volume")
+	}
+	if _, err := CheckInstanceState(Request{Instance: inst, Admin: req.Admin}, ActionDetachVolume); err != nil {
+		return err
+	}
 	if m.OperationID != "" {
 		if v, err := a.join(ctx, m, OperationDetach, req.Async); v != nil || err != nil {
 			return err
@@ -57,7 +66,7 @@ func (a *API) DetachVolume(ctx context.Context, req DetachRequest) error {
 		// The volume is still being attached (upstream: begin_detaching
 		// refuses a volume that is not in-use): never run a detach beside
 		// the attach, whose operation the mapping names.
-		switch op, err := a.Operation(ctx, m.OperationID); {
+		switch op, err := a.operation(ctx, m.OperationID); {
 		case errors.Is(err, volattach.ErrNotFound):
 		case err != nil:
 			return err
@@ -65,12 +74,10 @@ func (a *API) DetachVolume(ctx context.Context, req DetachRequest) error {
 			return Raise(ErrInvalidVolume, "volume %s: attach %s to instance %s still in progress", req.VolumeID, op.ID, req.InstanceUUID)
 		}
 	}
-	// upstream VolumeAttachmentController.delete: "Cannot detach a root device volume".
-	if m.IsRoot() {
-		return Raise(ErrVolumeBDMIsRoot, "cannot detach a root device volume")
-	}
 	offloaded := inst.VMState == VMShelvedOffloaded
-	// upstream API._detach_volume: @check_instance_host(check_is_up=True).
+	// upstream API._detach_volume: @check_instance_host(check_is_up=True),
+	// which raises a bare ServiceUnavailable: "we do not want to leak
+	// hostnames to end users".
 	if !offloaded && a.cfg.Services != nil {
 		up, err := a.cfg.Services.IsUp(ctx, inst.Host)
 		if err != nil {
@@ -100,17 +107,33 @@ func (a *API) DetachVolume(ctx context.Context, req DetachRequest) error {
 	}
 	m.OperationID = op.ID
 	if _, err := a.cfg.Store.Commit(ctx, volattach.Txn{Puts: []volattach.Record{m, op}}); err != nil {
-		// Another request changed the mapping since it was read: give the
-		// volume back its in-use status and let the caller retry.
-		if !offloaded {
-			if rerr := a.cfg.Volumes.RollDetaching(ctx, req.VolumeID); rerr != nil {
-				log.WithError(rerr).Error("roll_detaching after a failed detach request")
+		if !errors.Is(err, volattach.ErrConflict) {
+			// The write may have applied (its reply was lost): decide from
+			// what is stored, never roll back blindly.
+			switch recorded, rerr := a.detachRecorded(ctx, op); {
+			case rerr != nil:
+				// Undecidable now: leave it to the reconciler, which queues
+				// the operation if it exists and settles the volume if not.
+				log.WithError(rerr).Error("detach request: outcome of its commit unknown; left to the reconciler")
+				return err
+			case recorded:
+				err = nil
 			}
 		}
-		if errors.Is(err, volattach.ErrConflict) {
-			return Raise(ErrInvalidVolume, "volume %s: the attachment changed concurrently: %w", req.VolumeID, err)
+		if err != nil {
+			// Another request changed the mapping since it was read, or
+			// the commit did not apply: give the volume back its in-use
+			// status and let the caller retry.
+			if !offloaded {
+				if rerr := a.cfg.Volumes.RollDetaching(ctx, req.VolumeID); rerr != nil {
+					log.WithError(rerr).Error("roll_detaching after a failed detach request")
+				}
+			}
+			if errors.Is(err, volattach.ErrConflict) {
+				return Raise(ErrInvalidVolume, "volume %s: the attachment changed concurrently: %w", req.VolumeID, err)
+			}
+			return err
 		}
-		return err
 	}
 	log = log.WithField("operation", op.ID)
 	a.cfg.Notifier.Notify(ctx, notification(a.cfg.Clock, "instance.volume_detach.start", op))
@@ -132,4 +155,18 @@ func (a *API) DetachVolume(ctx context.Context, req DetachRequest) error {
 		return err
 	}
 	return res.Err()
+}
+
+// detachRecorded reports whether the commit that records op (a new detach
+// operation, with the mapping naming it) applied, read back from the store.
+func (a *API) detachRecorded(ctx context.Context, op *Operation) (bool, error) {
+	stored, err := a.operation(ctx, op.ID)
+	switch {
+	case err == nil:
+		*op = *stored
+		return true, nil
+	case errors.Is(err, volattach.ErrNotFound):
+		return false, nil
+	}
+	return false, err
 }

@@ -101,3 +101,7 @@ func (s serviceVolumes) AttachmentDelete(ctx context.Context, attachmentID strin
 func (s serviceVolumes) CreateVolume(ctx context.Context, spec volume.VolumeSpec) (*volume.Volume, error) {
 	return s.v.CreateVolume(svc(ctx), spec)
 }
+
+func (s serviceVolumes) DeleteVolume(ctx context.Context, volumeID string) error {
+	return s.v.DeleteVolume(svc(ctx), volumeID)
+}

@@ -15,6 +15,11 @@ type FindingKind string
 // The kinds of findings, in the order Repair fixes them (docs/repair.md
 // gives, for each, the action and why it is safe).
 const (
+	// FindingMappingLegacyKey: a mapping stored under the key an older
+	// writer made for its pair, "<volume id>:<instance>" unescaped (only a
+	// volume id holding ':' or '%' has a different key now). Until it is
+	// moved, nothing else about its volume or instance is judged.
+	FindingMappingLegacyKey FindingKind = "mapping_legacy_key"
 	// FindingOperationUnfinished: an attach or detach operation has not
 	// reached a terminal step and its owner has not checkpointed it for
 	// longer than the grace period (its agent or API process stopped).
@@ -56,7 +61,7 @@ const (
 
 // FindingKinds lists every kind in repair order.
 var FindingKinds = []FindingKind{
-	FindingOperationUnfinished, FindingGuestDiskUnmapped, FindingMappingNoAttachment,
+	FindingMappingLegacyKey, FindingOperationUnfinished, FindingGuestDiskUnmapped, FindingMappingNoAttachment,
 	FindingAttachmentIncomplete, FindingAttachmentNoMapping, FindingMappingNoDisk,
 	FindingVolumeStuck, FindingStatusDrift, FindingExportOrphan, FindingIndexDrift,
 	FindingGuestDiskUnknown,
@@ -67,6 +72,9 @@ type RepairAction string
 
 // Repair actions.
 const (
+	// RepairRekeyMapping moves the mapping to the key MappingID gives its
+	// pair, unchanged otherwise.
+	RepairRekeyMapping RepairAction = "rekey_mapping"
 	// RepairResume resumes the operation forward or back from its last
 	// checkpoint (on its host, or queued for it).
 	RepairResume RepairAction = "resume"

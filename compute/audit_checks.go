@@ -15,6 +15,7 @@ import (
 // the audit did.
 func classify(st *auditState) []Finding {
 	var out []Finding
+	out = append(out, legacyKeyFindings(st)...)
 	out = append(out, operationFindings(st)...)
 	out = append(out, pairFindings(st)...)
 	out = append(out, volumeFindings(st)...)
@@ -22,6 +23,19 @@ func classify(st *auditState) []Finding {
 	out = append(out, indexFindings(st)...)
 	out = append(out, unknownDiskFindings(st)...)
 	SortFindings(out)
+	return out
+}
+
+// legacyKeyFindings: mappings stored under an older writer's key.
+func legacyKeyFindings(st *auditState) []Finding {
+	var out []Finding
+	for p, m := range st.legacy {
+		out = append(out, Finding{
+			Kind: FindingMappingLegacyKey, VolumeID: p.volume, InstanceUUID: p.instance, Host: st.instanceHost(p.instance),
+			Action: RepairRekeyMapping,
+			Reason: fmt.Sprintf("the mapping is stored under %q, not under the key of its pair %q", m.storedAt, MappingID(p.volume, p.instance)),
+		})
+	}
 	return out
 }
 

@@ -101,6 +101,8 @@ type repair struct {
 
 func (x *repair) run(ctx context.Context) (string, error) {
 	switch x.f.Action {
+	case RepairRekeyMapping:
+		return x.rekeyMapping(ctx)
 	case RepairDetachGuestDisk:
 		return x.detachGuestDisk(ctx)
 	case RepairLinkAttachment:
@@ -210,6 +212,18 @@ func (x *repair) detachGuestDisk(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return "disk " + x.f.Device + " detached from the guest", nil
+}
+
+// rekeyMapping moves a mapping from an older writer's key to its own, in
+// one transaction: the old key is deleted as read, the new one must not
+// exist yet.
+func (x *repair) rekeyMapping(ctx context.Context) (string, error) {
+	old := x.st.legacy[pair{x.f.VolumeID, x.f.InstanceUUID}]
+	moved := old.canonical()
+	if _, err := x.r.cfg.Store.Commit(ctx, volattach.Txn{Fences: x.fences, Deletes: []volattach.Record{old}, Puts: []volattach.Record{moved}}); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("mapping moved from %q to %q", old.storedAt, moved.Key().ID), nil
 }
 
 // linkAttachment points the mapping at the instance's attached attachment.

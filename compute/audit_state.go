@@ -34,17 +34,32 @@ type auditScope struct {
 
 func (s auditScope) all() bool { return s.volume == "" && s.instance == "" }
 
+// mayHold reports whether the mapping stored under id may be of the
+// scope's volume or instance: its id parses to one of them, or it has the
+// layout of the older key, "<volume>:<instance>" unescaped. The record read
+// then decides.
+func (s auditScope) mayHold(id string) bool {
+	if v, i, ok := ParseMappingID(id); ok && (s.volume != "" && v == s.volume || s.instance != "" && i == s.instance) {
+		return true
+	}
+	return s.volume != "" && strings.HasPrefix(id, s.volume+MappingIDSeparator) ||
+		s.instance != "" && strings.HasSuffix(id, MappingIDSeparator+s.instance)
+}
+
 // auditState is the records, guests and exports an audit judges, read at
 // about one moment (findings are re-checked under locks before any repair).
 type auditState struct {
 	now   time.Time
 	grace time.Duration
 	// host is the compute host whose guests were read ("" for none).
-	host        string
-	ops         map[string]*Operation
-	unfinished  []*Operation
-	finished    []*Operation
-	mappings    map[pair]*BlockDeviceMapping
+	host       string
+	ops        map[string]*Operation
+	unfinished []*Operation
+	finished   []*Operation
+	mappings   map[pair]*BlockDeviceMapping
+	// legacy holds the mappings stored under an older writer's key (not
+	// MappingID of their pair); they are moved before anything judges them.
+	legacy      map[pair]*BlockDeviceMapping
 	instances   map[string]*Instance
 	volumes     map[string]*volume.Volume
 	attachments map[string][]*volume.Attachment // by volume, as listed on it
@@ -71,7 +86,7 @@ func (st *auditState) stale(t time.Time) bool {
 func (r *Reconciler) load(ctx context.Context, scope auditScope) (*auditState, error) {
 	st := &auditState{
 		now: r.cfg.Clock(), grace: r.cfg.Grace, host: r.host,
-		ops: map[string]*Operation{}, mappings: map[pair]*BlockDeviceMapping{},
+		ops: map[string]*Operation{}, mappings: map[pair]*BlockDeviceMapping{}, legacy: map[pair]*BlockDeviceMapping{},
 		instances: map[string]*Instance{}, volumes: map[string]*volume.Volume{},
 		attachments: map[string][]*volume.Attachment{}, guests: map[string]guestView{},
 		instanceMappings: map[string][]string{},
@@ -84,19 +99,27 @@ func (r *Reconciler) load(ctx context.Context, scope auditScope) (*auditState, e
 		return nil, fmt.Errorf("listing mappings: %w", err)
 	}
 	for _, id := range ids {
-		volumeID, instanceUUID, ok := strings.Cut(id, MappingIDSeparator)
-		if !ok || !scope.all() && volumeID != scope.volume && instanceUUID != scope.instance {
+		if !scope.all() && !scope.mayHold(id) {
 			continue
 		}
-		m := &BlockDeviceMapping{VolumeID: volumeID, InstanceUUID: instanceUUID}
+		// The pair comes from the record, never from its key.
+		m := mappingAt(id)
 		if err := getIfExists(ctx, store, m); err != nil {
 			return nil, err
 		} else if m.UUID == "" {
 			continue
 		}
-		st.mappings[pair{volumeID, instanceUUID}] = m
-		if scope.all() || instanceUUID == scope.instance {
-			st.instanceMappings[instanceUUID] = append(st.instanceMappings[instanceUUID], volumeID)
+		p := pair{m.VolumeID, m.InstanceUUID}
+		if !scope.all() && p.volume != scope.volume && p.instance != scope.instance {
+			continue
+		}
+		if m.legacyKey() {
+			st.legacy[p] = m
+			continue
+		}
+		st.mappings[p] = m
+		if scope.all() || p.instance == scope.instance {
+			st.instanceMappings[p.instance] = append(st.instanceMappings[p.instance], p.volume)
 		}
 	}
 	if err := r.loadOperations(ctx, st, scope); err != nil {
@@ -272,6 +295,9 @@ func sortedInstanceIDs(m map[string]*Instance) []string {
 
 // busyPair reports whether an unfinished operation works on the pair.
 func (st *auditState) busyPair(p pair) bool {
+	if st.legacy[p] != nil {
+		return true // judged once moved to its key
+	}
 	if m := st.mappings[p]; m != nil && m.OperationID != "" {
 		if op := st.ops[m.OperationID]; op == nil || !op.Done() {
 			// A mapping naming an operation that cannot be read is left to
@@ -289,6 +315,11 @@ func (st *auditState) busyPair(p pair) bool {
 
 // busyVolume reports whether an unfinished operation works on the volume.
 func (st *auditState) busyVolume(volumeID string) bool {
+	for p := range st.legacy {
+		if p.volume == volumeID {
+			return true
+		}
+	}
 	for p := range st.mappings {
 		if p.volume == volumeID && st.busyPair(p) {
 			return true
@@ -305,6 +336,11 @@ func (st *auditState) busyVolume(volumeID string) bool {
 // busyInstance reports whether an unfinished operation works on the
 // instance.
 func (st *auditState) busyInstance(instanceUUID string) bool {
+	for p := range st.legacy {
+		if p.instance == instanceUUID {
+			return true
+		}
+	}
 	for p := range st.mappings {
 		if p.instance == instanceUUID && st.busyPair(p) {
 			return true

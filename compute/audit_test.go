@@ -178,12 +178,7 @@ func (e *env) recViolations() []string {
 }
 
 func cutMappingID(id string) (volumeID, instanceUUID string, ok bool) {
-	for i := range id {
-		if id[i:i+1] == compute.MappingIDSeparator {
-			return id[:i], id[i+1:], true
-		}
-	}
-	return "", "", false
+	return compute.ParseMappingID(id)
 }
 
 // recRequireVolumeHistoryOnRows checks every volume-side history entry

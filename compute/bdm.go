@@ -2,6 +2,7 @@ package compute
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/volattach/volattach"
@@ -80,21 +81,83 @@ type BlockDeviceMapping struct {
 	// joins it or is refused, never runs beside it.
 	OperationID string    `json:"operation_id,omitempty"`
 	CreatedAt   time.Time `json:"created_at,omitzero"`
+	// storedAt is the store id the record was read from by mappingAt; ""
+	// addresses it by its pair.
+	storedAt string
 }
 
-// MappingID is the store id of the mapping of volumeID on instanceUUID.
+// MappingID is the store id of the mapping of volumeID on instanceUUID:
+// MappingPrefix(volumeID) then the instance uuid. The volume id is escaped
+// so that it holds no MappingIDSeparator, which makes the id unambiguous
+// for any pair of ids: ParseMappingID gives the pair back, and the prefix of
+// one volume is never the prefix of another's ids ("data" and "data:1").
+// Ids without ':' or '%' (uuids, every id the built-in backends accept) are
+// not changed by the escape, so their mappings keep the key they had
+// before it existed; a mapping stored under the older, ambiguous key of an
+// id that holds either is found and moved by the reconciler
+// (FindingMappingLegacyKey).
 func MappingID(volumeID, instanceUUID string) string {
-	return volumeID + MappingIDSeparator + instanceUUID
+	return MappingPrefix(volumeID) + instanceUUID
 }
 
-// MappingIDSeparator joins the volume id and the instance uuid in a mapping's
-// store id; listing the ids that start with "<volume id>:" finds every
-// mapping of a volume.
+// MappingIDSeparator ends the escaped volume id in a mapping's store id.
 const MappingIDSeparator = ":"
 
-// Key returns the mapping's store key.
+// MappingPrefix is the prefix of the store ids of every mapping of
+// volumeID and of no other volume's: listing it finds the volume's
+// mappings.
+func MappingPrefix(volumeID string) string {
+	return mappingIDEscaper.Replace(volumeID) + MappingIDSeparator
+}
+
+// ParseMappingID splits a mapping's store id into its volume id and
+// instance uuid; ok is false for an id MappingID does not make.
+func ParseMappingID(id string) (volumeID, instanceUUID string, ok bool) {
+	escaped, instanceUUID, ok := strings.Cut(id, MappingIDSeparator)
+	if !ok {
+		return "", "", false
+	}
+	volumeID = mappingIDUnescaper.Replace(escaped)
+	if mappingIDEscaper.Replace(volumeID) != escaped {
+		return "", "", false // a '%' that is not one of the two escapes
+	}
+	return volumeID, instanceUUID, true
+}
+
+// The escape of the volume id in a mapping's store id: '%' first, so an
+// escape is never read as part of the id.
+var (
+	mappingIDEscaper   = strings.NewReplacer("%", "%25", ":", "%3A")
+	mappingIDUnescaper = strings.NewReplacer("%25", "%", "%3A", ":")
+)
+
+// Key returns the mapping's store key: MappingID of its volume and
+// instance, or the key it was read from when it was read by store id
+// (mappingAt).
 func (m *BlockDeviceMapping) Key() volattach.Key {
+	if m.storedAt != "" {
+		return volattach.Key{Kind: volattach.KindMapping, ID: m.storedAt}
+	}
 	return volattach.Key{Kind: volattach.KindMapping, ID: MappingID(m.VolumeID, m.InstanceUUID)}
+}
+
+// mappingAt is a mapping to read from the store id id, whatever pair its
+// fields name: the audit lists mapping ids and takes the volume and the
+// instance from the record, never from its key.
+func mappingAt(id string) *BlockDeviceMapping { return &BlockDeviceMapping{storedAt: id} }
+
+// legacyKey reports whether the mapping was read from a store id other than
+// the one MappingID gives its pair (an older writer's key).
+func (m *BlockDeviceMapping) legacyKey() bool {
+	return m.storedAt != "" && m.storedAt != MappingID(m.VolumeID, m.InstanceUUID)
+}
+
+// canonical returns a copy of m addressed by its pair, not yet stored.
+func (m *BlockDeviceMapping) canonical() *BlockDeviceMapping {
+	c := *m
+	c.storedAt = ""
+	c.SetRevision(0)
+	return &c
 }
 
 // IsRoot reports whether the mapping is the instance's root disk (upstream

@@ -2,12 +2,13 @@ package compute
 
 import "strings"
 
-// Disk buses beyond virtio and scsi (virt.go) that device naming knows.
+// Disk buses beyond virtio and scsi (virt.go) that device naming knows
+// (upstream fields.DiskBus, the ones blockinfo names devices for).
 const (
 	BusIDE  = "ide"
 	BusSATA = "sata"
 	BusUSB  = "usb"
-	BusXen  = "xen"
+	BusFDC  = "fdc"
 )
 
 // MaxIDEDevices is the number of disks an IDE bus holds (upstream
@@ -16,8 +17,8 @@ const MaxIDEDevices = 4
 
 // DevicePrefix returns the device name prefix of a disk bus (upstream
 // nova/virt/libvirt/blockinfo.py get_dev_prefix_for_disk_bus): vd for
-// virtio, sd for scsi, sata and usb, hd for ide, xvd for xen. An unknown bus
-// is InvalidBDM.
+// virtio, sd for scsi, sata and usb, hd for ide, fd for fdc. Any other bus
+// (xen and uml are no longer supported upstream) is InvalidBDM.
 func DevicePrefix(bus string) (string, error) {
 	switch bus {
 	case BusVirtio:
@@ -26,10 +27,10 @@ func DevicePrefix(bus string) (string, error) {
 		return "sd", nil
 	case BusIDE:
 		return "hd", nil
-	case BusXen:
-		return "xvd", nil
+	case BusFDC:
+		return "fd", nil
 	}
-	return "", Raise(ErrInvalidBDM, "unable to determine disk prefix for bus %q", bus)
+	return "", Raise(ErrInvalidBDM, "unable to determine disk prefix for bus %.64q", bus)
 }
 
 // DeviceLetters returns the letters of the index-th disk, counting from 0:
@@ -71,12 +72,12 @@ type DeviceNamer struct {
 // Next returns the device path ("/dev/vdb") for a new disk on bus, given the
 // device names already used by the instance (with or without "/dev/"),
 // including its root device. requested is the caller's device path ("" for
-// none): it must match DevicePathPattern (InvalidDevicePath, 400) and must
-// not name a device the instance already uses (DevicePathInUse, 409, the
-// rule of upstream compute/utils.py get_next_device_name); otherwise it is
-// ignored, as the libvirt driver ignores it, because the guest names its
-// disks in the order they appear on the bus. No free name within the bus's
-// limit is TooManyDiskDevices (403).
+// none): it must match DevicePathPattern (InvalidDevicePath, 400);
+// otherwise it is ignored, even when the instance already uses it, as
+// upstream's libvirt driver ignores it (get_device_name_for_instance logs
+// "Ignoring supplied device name"), because the guest names its disks in
+// the order they appear on the bus. No free name within the bus's limit is
+// TooManyDiskDevices (403).
 func (n DeviceNamer) Next(bus string, used []string, requested string) (string, error) {
 	if err := ValidateDevicePath(requested); err != nil {
 		return "", err
@@ -90,9 +91,6 @@ func (n DeviceNamer) Next(bus string, used []string, requested string) (string, 
 		if u != "" {
 			taken[diskName(u)] = true
 		}
-	}
-	if requested != "" && taken[diskName(requested)] {
-		return "", Raise(ErrDevicePathInUse, "the supplied device path (%s) is in use", requested)
 	}
 	// The limit counts names on the bus, as the libvirt driver counts
 	// them: 4 on IDE, max_disk_devices_to_attach elsewhere.
@@ -126,14 +124,17 @@ func BusForDevice(requestedBus, deviceType, def string) string {
 }
 
 // usedDevices lists the device names an instance already uses: its root
-// device and every mapped disk.
+// device, its other local disks (ephemeral, swap, config drive: upstream
+// blockinfo.get_disk_info's mapping, which has_disk_dev consults) and every
+// mapped disk.
 func usedDevices(inst *Instance) []string {
 	root := inst.RootDeviceName
 	if root == "" {
 		root = DefaultRootDeviceName
 	}
-	used := make([]string, 0, len(inst.BlockDevices)+1)
+	used := make([]string, 0, len(inst.BlockDevices)+len(inst.LocalDevices)+1)
 	used = append(used, root)
+	used = append(used, inst.LocalDevices...)
 	for _, d := range inst.BlockDevices {
 		if d != "" {
 			used = append(used, d)

@@ -16,7 +16,7 @@ func TestDeviceLetters(t *testing.T) {
 }
 
 func TestDevicePrefix(t *testing.T) {
-	for bus, want := range map[string]string{"virtio": "vd", "scsi": "sd", "sata": "sd", "usb": "sd", "ide": "hd", "xen": "xvd"} {
+	for bus, want := range map[string]string{"virtio": "vd", "scsi": "sd", "sata": "sd", "usb": "sd", "ide": "hd", "fdc": "fd"} {
 		if got, err := compute.DevicePrefix(bus); err != nil || got != want {
 			t.Errorf("DevicePrefix(%s) = %q, %v; want %q", bus, got, err, want)
 		}
@@ -44,7 +44,16 @@ func TestDeviceNamerNext(t *testing.T) {
 		{"names without /dev/ count", unlimited, "scsi", []string{"/dev/sda1", "sdb"}, "", "/dev/sdc", nil},
 		{"other bus names do not collide", unlimited, "scsi", []string{"/dev/vda", "/dev/vdb"}, "", "/dev/sda", nil},
 		{"invalid requested path", unlimited, "virtio", []string{"/dev/vda"}, "vdb", "", compute.ErrInvalidDevicePath},
-		{"requested path in use", unlimited, "virtio", []string{"/dev/vda", "/dev/vdb"}, "/dev/vdb", "", compute.ErrDevicePathInUse},
+		// D2: libvirt's get_device_name_for_instance ignores a requested
+		// name even when the instance uses it: no DevicePathInUse.
+		{"requested path in use is ignored", unlimited, "virtio", []string{"/dev/vda", "/dev/vdb"}, "/dev/vdb", "/dev/vdc", nil},
+		// N7: Python's `$` matches before a final newline.
+		{"requested path with a trailing newline", unlimited, "virtio", []string{"/dev/vda"}, "/dev/vdb\n", "/dev/vdb", nil},
+		{"requested path with two trailing newlines", unlimited, "virtio", []string{"/dev/vda"}, "/dev/vdb\n\n", "", compute.ErrInvalidDevicePath},
+		{"newline inside the path", unlimited, "virtio", []string{"/dev/vda"}, "/dev/vd\nb", "", compute.ErrInvalidDevicePath},
+		// D4: fdc names fd devices; xen is no longer a bus upstream names.
+		{"fdc bus", unlimited, "fdc", nil, "", "/dev/fda", nil},
+		{"xen bus", unlimited, "xen", nil, "", "", compute.ErrInvalidBDM},
 		{"ide holds four", unlimited, "ide", []string{"hda", "hdb", "hdc", "hdd"}, "", "", compute.ErrTooManyDiskDevices},
 		{"max disks reached", compute.DeviceNamer{MaxDisks: 3}, "virtio", []string{"vda", "vdb", "vdc"}, "", "", compute.ErrTooManyDiskDevices},
 		{"max disks not reached", compute.DeviceNamer{MaxDisks: 3}, "virtio", []string{"vda", "vdb"}, "", "/dev/vdc", nil},

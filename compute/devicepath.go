@@ -1,6 +1,9 @@
 package compute
 
-import "regexp"
+import (
+	"regexp"
+	"strings"
+)
 
 // DevicePathPattern is upstream's device path pattern, verbatim (nova/block_device.py
 // match_device): an optional /dev/ prefix of at most x, one letter and d,
@@ -11,9 +14,11 @@ var devicePathRE = regexp.MustCompile(DevicePathPattern)
 
 // MatchDevice splits a device path into its prefix ("/dev/vd") and its
 // letters ("b") as upstream match_device does; ok is false when path does
-// not match the pattern.
+// not match the pattern. As in Python, whose `$` also matches before a
+// final newline, one trailing "\n" is allowed ("/dev/vdb\n" matches): the
+// requested name is only validated, never used (DeviceNamer.Next).
 func MatchDevice(path string) (prefix, letters string, ok bool) {
-	m := devicePathRE.FindStringSubmatch(path)
+	m := devicePathRE.FindStringSubmatch(strings.TrimSuffix(path, "\n"))
 	if m == nil {
 		return "", "", false
 	}

@@ -83,6 +83,10 @@ var (
 	// ErrOperationTimedOut: the caller stopped waiting for the host; the
 	// operation may still complete (it is not a failure of the attach).
 	ErrOperationTimedOut = &Exception{Name: "OperationTimedOut", Code: http.StatusGatewayTimeout}
+	// ErrOperationFault: a run of the operation failed in a way its code
+	// did not foresee (a panic, recovered); the operation record is marked
+	// with it and keeps its step.
+	ErrOperationFault = &Exception{Name: "OperationFault", Code: http.StatusInternalServerError}
 )
 
 // Error is one raised exception: its class, a message, and the error that

@@ -34,6 +34,10 @@ type Instance struct {
 	// RootDeviceName is the guest's root disk, such as "/dev/vda"; its
 	// prefix decides the device names of attached volumes.
 	RootDeviceName string `json:"root_device_name,omitempty"`
+	// LocalDevices are the device names of the guest's local disks other
+	// than the root: ephemeral, swap and config drive (upstream's blockinfo
+	// mapping holds them beside the volumes). A new volume never takes one.
+	LocalDevices []string `json:"local_devices,omitempty"`
 	// BlockDevices indexes the instance's volume block device mappings:
 	// volume id -> device name ("" while none is chosen, as for a
 	// shelved_offloaded instance). It is written in the same transaction as

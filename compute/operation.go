@@ -2,6 +2,7 @@ package compute
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/volattach/volattach"
@@ -92,7 +93,18 @@ func (o *Operation) Succeeded() bool {
 	return o.Step == StepAttached || o.Step == StepDetached
 }
 
-// Validate checks a decoded operation: known kind, a step of its table.
+// Validate checks a decoded operation: known kind, a step of its table
+// (and a failed step, if any, of the same table), and the fields the step's
+// code needs: stored bytes are input, so a record that passes must be one
+// a runner can resume without finding something missing.
+//
+//   - A shelved_offloaded operation (no host) only takes the steps its
+//     path has: an attach requested, converted, releasing_volume or
+//     terminal; a detach requested or terminal. The others call the
+//     hypervisor, which the API that runs it does not have.
+//   - An attach at connection_initialized carries the connection_info and
+//     the connector initialize_connection gave: the guest attach uses the
+//     one, the rollback's terminate_connection the other.
 func (o *Operation) Validate() error {
 	if o.ID == "" || o.InstanceUUID == "" || o.VolumeID == "" {
 		return fmt.Errorf("operation: record lacks id, instance or volume")
@@ -103,5 +115,57 @@ func (o *Operation) Validate() error {
 	if _, err := o.table().ParseState(string(o.Step)); err != nil {
 		return fmt.Errorf("operation %s: %w", o.ID, err)
 	}
+	if o.FailedStep != "" {
+		if _, err := o.table().ParseState(string(o.FailedStep)); err != nil {
+			return fmt.Errorf("operation %s: failed_step: %w", o.ID, err)
+		}
+	}
+	if o.Offloaded() && !o.Done() && !offloadedSteps[o.Kind][o.Step] {
+		return fmt.Errorf("operation %s: a %s of a shelved_offloaded instance never reaches step %s", o.ID, o.Kind, o.Step)
+	}
+	if o.Kind == OperationAttach && o.Step == StepConnectionInitialized && (o.ConnectionInfo == nil || o.Connector == nil) {
+		return fmt.Errorf("operation %s: step %s without the connection_info and connector it needs", o.ID, o.Step)
+	}
 	return nil
+}
+
+// offloadedSteps are the steps, terminal ones aside, of the operations of a
+// shelved_offloaded instance (runner attach and detach without a host).
+var offloadedSteps = map[OperationKind]map[Step]bool{
+	OperationAttach: {StepRequested: true, StepConverted: true, StepReleasingVolume: true},
+	OperationDetach: {StepRequested: true},
+}
+
+// redacted returns a copy of o fit to hand out: the credentials of its
+// connection_info masked (a running attach holds them between
+// initialize_connection and the save on the mapping).
+func (o *Operation) redacted() *Operation {
+	c := *o
+	c.ConnectionInfo = redactConnectionInfo(o.ConnectionInfo)
+	return &c
+}
+
+// redactConnectionInfo returns a copy of info whose credentials read
+// "***", or nil for nil.
+func redactConnectionInfo(info *volume.ConnectionInfo) *volume.ConnectionInfo {
+	if info == nil {
+		return nil
+	}
+	c := *info
+	c.Data = make(map[string]string, len(info.Data))
+	for k, v := range info.Data {
+		if credentialKey(k) {
+			v = "***"
+		}
+		c.Data[k] = v
+	}
+	return &c
+}
+
+// credentialKey reports whether a connection_info data key holds a
+// credential (auth_password, and any other *password or *secret key a
+// backend adds; secret_uuid only names a libvirt secret).
+func credentialKey(k string) bool {
+	k = strings.ToLower(k)
+	return k == volume.DataAuthPassword || strings.HasSuffix(k, "password") || strings.HasSuffix(k, "secret") || strings.HasSuffix(k, "_key")
 }

@@ -37,7 +37,7 @@ func (a *API) Reconcile(ctx context.Context, olderThan time.Duration) (int, erro
 	acted := 0
 	now := a.cfg.Clock()
 	for _, id := range ids {
-		op, err := a.Operation(ctx, id)
+		op, err := a.operation(ctx, id)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -91,7 +91,7 @@ func (a *API) reconcileLocked(ctx context.Context, op *Operation, lk volattach.L
 		return true, a.requeue(ctx, op)
 	}
 	log.Info("destroying the mapping of an attach whose API call stopped before reserving")
-	return true, a.runner.abandon(ctx, op, Raise(ErrInvalidVolume, "the attach request stopped before the volume was reserved"))
+	return true, a.runner.abandon(ctx, op, lk.Fence(), Raise(ErrInvalidVolume, "the attach request stopped before the volume was reserved"))
 }
 
 // requeue hands op to its host again; an item still queued, or already

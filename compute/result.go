@@ -91,7 +91,7 @@ var exceptionsByName = func() map[string]*Exception {
 		ErrVolumeNotFound, ErrVolumeBDMNotFound, ErrVolumeBDMIsRoot, ErrNotSupported,
 		ErrMultiattachNotSupportedOldMicroversion, ErrMultiattachToShelvedNotSupported,
 		ErrVolumeTaggedAttachToShelvedNotSupported, ErrServiceUnavailable, ErrComputeServiceUnavailable,
-		ErrInvalidUUID, ErrDeviceDetachFailed, ErrOperationTimedOut,
+		ErrInvalidUUID, ErrDeviceDetachFailed, ErrOperationTimedOut, ErrOperationFault,
 		ErrUnsupportedVolumeDriver, ErrInvalidConnectionInfo,
 	} {
 		m[e.Name] = e

@@ -27,8 +27,10 @@ func TestAttachRollbackAtEveryStep(t *testing.T) {
 	}{
 		{fake.StepVolumeConnector, []string{"convert", "fail", "unreserve"},
 			[]string{fake.StepUnreserve}, []string{fake.StepTerminateConnection, fake.StepDetachGuest}},
+		// C6: nova's cinder.API.initialize_connection calls
+		// terminate_connection with the connector when it fails.
 		{fake.StepInitializeConnection, []string{"convert", "fail", "unreserve"},
-			[]string{fake.StepUnreserve}, []string{fake.StepTerminateConnection, fake.StepDetachGuest}},
+			[]string{fake.StepTerminateConnection, fake.StepUnreserve}, []string{fake.StepDetachGuest}},
 		{fake.StepConnectVolume, []string{"convert", "initialize_connection", "fail", "terminate_connection", "unreserve"},
 			[]string{fake.StepTerminateConnection, fake.StepUnreserve}, []string{fake.StepDetachGuest, fake.StepDetach}},
 		{fake.StepAttachGuest, []string{"convert", "initialize_connection", "fail", "terminate_connection", "unreserve"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -61,7 +62,8 @@ type run struct {
 	log     logrus.FieldLogger
 }
 
-func (r *runner) run(ctx context.Context, op *Operation, fence volattach.Fence) error {
+func (r *runner) run(ctx context.Context, op *Operation, fence volattach.Fence) (err error) {
+	defer r.recoverFault(ctx, op, fence, &err)
 	if op.Done() {
 		return nil
 	}
@@ -94,7 +96,8 @@ func (r *runner) start(ctx context.Context, op *Operation, fence volattach.Fence
 
 // rollback fails an attach that has not reached its host (the queue could
 // not be reached) and runs its compensations.
-func (r *runner) rollback(ctx context.Context, op *Operation, fence volattach.Fence, cause error) error {
+func (r *runner) rollback(ctx context.Context, op *Operation, fence volattach.Fence, cause error) (err error) {
+	defer r.recoverFault(ctx, op, fence, &err)
 	x, err := r.start(ctx, op, fence)
 	if err != nil {
 		return err
@@ -107,7 +110,8 @@ func (r *runner) rollback(ctx context.Context, op *Operation, fence volattach.Fe
 
 // rollDetaching gives a detaching volume back its in-use status when the
 // detach never reached its host, as a guest refusal does.
-func (r *runner) rollDetaching(ctx context.Context, op *Operation, fence volattach.Fence, cause error) error {
+func (r *runner) rollDetaching(ctx context.Context, op *Operation, fence volattach.Fence, cause error) (err error) {
+	defer r.recoverFault(ctx, op, fence, &err)
 	x, err := r.start(ctx, op, fence)
 	if err != nil {
 		return err
@@ -121,13 +125,16 @@ func (r *runner) rollDetaching(ctx context.Context, op *Operation, fence volatta
 	return x.finish(ctx, false)
 }
 
-// abandon ends an attach whose volume the volume side refused to reserve:
+// abandon ends an attach whose volume the volume side refused to reserve
+// (fence is nil when the caller holds no lock: the API's own fresh attach,
+// which nothing else runs yet; API.Reconcile passes the instance lock's):
 // the mapping is destroyed (upstream API._attach_volume: "Any failure:
 // destroy the mapping"). Nothing was reserved, so nothing is unreserved:
 // calling unreserve here could undo the reservation of the request that
 // won the volume.
-func (r *runner) abandon(ctx context.Context, op *Operation, cause error) error {
-	x, err := r.start(ctx, op, nil)
+func (r *runner) abandon(ctx context.Context, op *Operation, fence volattach.Fence, cause error) (err error) {
+	defer r.recoverFault(ctx, op, fence, &err)
+	x, err := r.start(ctx, op, fence)
 	if err != nil {
 		return err
 	}
@@ -139,6 +146,44 @@ func (r *runner) abandon(ctx context.Context, op *Operation, cause error) error 
 }
 
 func (x *run) table() *StepTable { return x.op.table() }
+
+// recoverFault turns a panic of a run of op into an OperationFault error in
+// *err, after logging it and marking the operation record with it: stored
+// bytes are input, and no record may bring down the agent or the API that
+// runs it (each operation fails alone, and is reported). The record keeps
+// its step; a later resumption meets the same fault and ends the same way.
+func (r *runner) recoverFault(ctx context.Context, op *Operation, fence volattach.Fence, err *error) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	fault := Raise(ErrOperationFault, "operation %s stopped at step %s by a fault: %v", op.ID, op.Step, p)
+	log := r.log.WithFields(logrus.Fields{"operation": op.ID, "step": op.Step})
+	log.WithField("stack", string(debug.Stack())).Error("operation run panicked; the operation is marked and reported")
+	if merr := r.markFault(ctx, op.ID, fence, fault); merr != nil {
+		log.WithError(merr).Error("could not mark the operation with its fault")
+	}
+	*err = fault
+}
+
+// markFault records fault as the error of operation id, unless it ended.
+func (r *runner) markFault(ctx context.Context, id string, fence volattach.Fence, fault error) error {
+	cur := &Operation{ID: id}
+	if err := r.store.Get(ctx, cur); err != nil {
+		return err
+	}
+	if cur.Done() {
+		return nil
+	}
+	cur.Error = operationError(fault)
+	cur.UpdatedAt = r.now().UTC()
+	txn := volattach.Txn{Puts: []volattach.Record{cur}}
+	if fence != nil {
+		txn.Fences = []volattach.Fence{fence}
+	}
+	_, err := r.store.Commit(ctx, txn)
+	return err
+}
 
 // advance moves the operation along one row in memory and records the
 // history entry the next checkpoint writes.
@@ -198,6 +243,9 @@ func (x *run) finish(ctx context.Context, destroyMapping bool) error {
 	if !destroyMapping {
 		x.bdm.clearOperation(x.op.ID)
 	}
+	// An ended operation needs no connection_info: the mapping keeps it
+	// for the detach, and a rolled-back attach has no connection left.
+	x.op.ConnectionInfo = nil
 	var err error
 	for range x.conflictRetries + 1 {
 		puts := []volattach.Record{}

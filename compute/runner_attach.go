@@ -115,8 +115,12 @@ func (x *run) createBlank(ctx context.Context) error {
 }
 
 // initializeConnection gets the host's connector and the connection_info
-// for it (DriverVolumeBlockDevice._legacy_volume_attach). A failure here
-// only unreserves: the volume side removed its own export.
+// for it (DriverVolumeBlockDevice._legacy_volume_attach). When
+// initialize_connection fails, terminate_connection is called with the
+// same connector before the failure is handled, its own failure only
+// logged (upstream nova/volume/cinder.py initialize_connection): a backend
+// may have granted the host access before it failed. The rollback then
+// unreserves.
 func (x *run) initializeConnection(ctx context.Context) error {
 	conn, err := x.driver.VolumeConnector(ctx)
 	if err != nil {
@@ -128,6 +132,11 @@ func (x *run) initializeConnection(ctx context.Context) error {
 	}
 	info, err := x.volumes.InitializeConnection(ctx, x.op.VolumeID, conn)
 	if err != nil {
+		if !stopped(ctx, err) {
+			if terr := x.volumes.TerminateConnection(ctx, x.op.VolumeID, conn); terr != nil {
+				x.log.WithError(terr).Warn("terminate_connection after a failed initialize_connection")
+			}
+		}
 		return x.forward(ctx, volumeError(err))
 	}
 	info.Multiattach = multiattach
@@ -148,24 +157,35 @@ func (x *run) initializeConnection(ctx context.Context) error {
 // guest (virt_driver.attach_volume), then saves connection_info and the
 // volume size on the mapping before the volume turns in-use: detach needs
 // them. The save is the checkpoint of the guest attach.
+//
+// From that save on, the mapping holds connection_info (with its
+// credentials) and the operation record no longer does: a record kept for
+// the retention period holds no secret it does not need.
 func (x *run) attachGuest(ctx context.Context) error {
+	info := x.op.ConnectionInfo
+	if info == nil {
+		// Validate refuses such a record; a run never leaves one.
+		return x.fail(ctx, Raise(ErrInvalidConnectionInfo, "operation %s reached %s without connection_info", x.op.ID, x.op.Step))
+	}
 	disk, err := x.hostDiskInfo(ctx)
 	if err != nil {
 		return x.forward(ctx, err)
 	}
-	if err := x.driver.AttachVolume(ctx, x.op.InstanceUUID, *x.op.ConnectionInfo, disk); err != nil {
+	if err := x.driver.AttachVolume(ctx, x.op.InstanceUUID, *info, disk); err != nil {
 		return x.forward(ctx, err)
 	}
 	x.advance(ctx, EventAttachGuest)
 	bdm := *x.bdm
-	bdm.ConnectionInfo, bdm.Connector = x.op.ConnectionInfo, x.op.Connector
+	bdm.ConnectionInfo, bdm.Connector = info, x.op.Connector
 	if bdm.VolumeSize == 0 {
 		if v, err := x.volumes.GetVolume(ctx, x.op.VolumeID); err == nil {
 			bdm.VolumeSize = v.Size
 		}
 	}
 	x.advance(ctx, EventSaveConnectionInfo)
+	x.op.ConnectionInfo = nil
 	if err := x.checkpoint(ctx, []volattach.Record{&bdm}, nil); err != nil {
+		x.op.ConnectionInfo = info
 		if stopped(ctx, err) {
 			return x.stop(err)
 		}
@@ -233,12 +253,16 @@ func (x *run) attachOffloaded(ctx context.Context) error {
 // undoGuest detaches the disk from the guest during a rollback; as
 // upstream, a failure is only logged and the rollback goes on.
 func (x *run) undoGuest(ctx context.Context) error {
-	if x.op.ConnectionInfo != nil {
+	info := x.op.ConnectionInfo
+	if info == nil {
+		info = x.bdm.ConnectionInfo // saved there at connection_saved
+	}
+	if info != nil {
 		disk, err := x.hostDiskInfo(ctx)
 		if err != nil {
 			return x.stop(err)
 		}
-		if err := x.driver.DetachVolume(ctx, x.op.InstanceUUID, *x.op.ConnectionInfo, disk); err != nil {
+		if err := x.driver.DetachVolume(ctx, x.op.InstanceUUID, *info, disk); err != nil {
 			if stopped(ctx, err) {
 				return x.stop(err)
 			}

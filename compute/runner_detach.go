@@ -95,7 +95,8 @@ func (x *run) terminateConnection(ctx context.Context) error {
 
 // detachVolume ends the attachment on the volume side (volume_api.detach;
 // the volume's status is recomputed there; for a shelved_offloaded
-// instance attachment_delete, as upstream _local_cleanup_bdm_volumes) and
+// instance attachment_delete, then the volume's deletion when the mapping
+// says delete_on_termination, as upstream _local_cleanup_bdm_volumes) and
 // destroys the mapping.
 func (x *run) detachVolume(ctx context.Context) error {
 	if x.bdm.AttachmentID != "" {
@@ -109,6 +110,30 @@ func (x *run) detachVolume(ctx context.Context) error {
 			return x.stop(volumeError(err))
 		}
 	}
+	if x.op.Offloaded() && x.bdm.DeleteOnTermination {
+		if err := x.deleteOnTermination(ctx); err != nil {
+			return err
+		}
+	}
 	x.advance(ctx, EventDetachVolume)
 	return x.finish(ctx, true)
+}
+
+// deleteOnTermination deletes the detached volume of a delete_on_termination
+// mapping (upstream _local_cleanup_bdm_volumes: volume_api.delete). A
+// volume already gone is fine (a resumed run deleted it); a refusal is
+// logged and the detach ends, as upstream logs it; anything else (the
+// volume side unreachable) is retried.
+func (x *run) deleteOnTermination(ctx context.Context) error {
+	err := x.volumes.DeleteVolume(ctx, x.op.VolumeID)
+	switch {
+	case err == nil, errors.Is(err, volume.ErrVolumeNotFound):
+		return nil
+	case stopped(ctx, err):
+		return x.stop(err)
+	case errors.Is(err, volume.ErrInvalid):
+		x.log.WithError(err).Warn("delete_on_termination: the volume side refused to delete the detached volume")
+		return nil
+	}
+	return x.stop(volumeError(err))
 }

@@ -114,7 +114,7 @@ func TestDetachSteps(t *testing.T) {
 }
 
 func TestOperationValidate(t *testing.T) {
-	op := &compute.Operation{ID: "o", Kind: compute.OperationAttach, InstanceUUID: "i", VolumeID: "v", Step: compute.StepConnectionSaved}
+	op := &compute.Operation{ID: "o", Kind: compute.OperationAttach, InstanceUUID: "i", VolumeID: "v", Host: "h1", Step: compute.StepConnectionSaved}
 	if err := op.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -176,7 +176,12 @@ func TestDevicePathPattern(t *testing.T) {
 		{"/dev/", "", "", false},
 		{"/dev/VDB", "", "", false},
 		{"/dev/vdb/", "", "", false},
-		{"/dev/vdb\n", "", "", false},
+		// N7: Python's `$` matches before one final newline.
+		{"/dev/vdb\n", "/dev/vd", "b", true},
+		{"/dev/sdb1\n", "/dev/sd", "b", true},
+		{"/dev/vdb\n\n", "", "", false},
+		{"/dev/vdb\r\n", "", "", false},
+		{"/dev/vd\nb", "", "", false},
 		{"/dev/../etc/passwd", "", "", false},
 		{"/dev/vd-b", "", "", false},
 	}

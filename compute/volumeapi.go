@@ -55,6 +55,9 @@ type VolumeAPI interface {
 	// CreateVolume creates a volume and waits until it is available (for
 	// blank mappings).
 	CreateVolume(ctx context.Context, spec volume.VolumeSpec) (*volume.Volume, error)
+	// DeleteVolume deletes a volume (DELETE /volumes/{id}): the detach
+	// from a shelved_offloaded instance of a delete_on_termination mapping.
+	DeleteVolume(ctx context.Context, volumeID string) error
 }
 
 // volumeError turns a volume-side refusal into the compute side's

@@ -22,6 +22,7 @@ const (
 	StepAttachmentComplete   = "attachment_complete"
 	StepAttachmentDelete     = "attachment_delete"
 	StepCreateVolume         = "create_volume"
+	StepDeleteVolume         = "delete_volume"
 )
 
 // VolumeAPI wraps a compute.VolumeAPI (in tests: a real volume.Service) and
@@ -129,4 +130,12 @@ func (v *VolumeAPI) CreateVolume(ctx context.Context, spec volume.VolumeSpec) (*
 		return nil, err
 	}
 	return v.VolumeAPI.CreateVolume(ctx, spec)
+}
+
+// DeleteVolume fails at StepDeleteVolume.
+func (v *VolumeAPI) DeleteVolume(ctx context.Context, volumeID string) error {
+	if err := v.Faults.Check(ctx, StepDeleteVolume); err != nil {
+		return err
+	}
+	return v.VolumeAPI.DeleteVolume(ctx, volumeID)
 }
