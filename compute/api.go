@@ -250,7 +250,7 @@ func (a *API) ShowAttachment(ctx context.Context, instanceUUID, volumeID string)
 }
 
 func notAttached(instanceUUID, volumeID string) error {
-	return Raise(ErrVolumeBDMNotFound, "instance %s is not attached to volume %s", instanceUUID, volumeID)
+	return Raise(ErrVolumeBDMNotFound, "instance %s is not attached to volume %s", shortID(instanceUUID), shortID(volumeID))
 }
 
 // Operation returns an operation record, its credentials masked: a
