@@ -100,13 +100,16 @@ type AttachRequest struct {
 	InstanceUUID string
 	VolumeID     string
 	// Device is the requested device path, or "". It is validated
-	// (InvalidDevicePath 400, DevicePathInUse 409) but, as upstream's
-	// libvirt driver does, the device actually used is the next free one on
-	// the bus; the response says which.
-	Device     string
+	// (InvalidDevicePath 400) but, as upstream's libvirt driver does, the
+	// device actually used is the next free one on the bus, even when the
+	// requested one is free or in use; the response says which.
+	Device string
+	// DiskBus and DeviceType ("" for the defaults) are one of
+	// AttachDiskBuses and AttachDeviceTypes (ValidationError 400).
 	DiskBus    string
 	DeviceType string
-	// Tag (microversion 2.49) and DeleteOnTermination (2.79).
+	// Tag (microversion 2.49; at most MaxTagLength characters, no ',' or
+	// '/') and DeleteOnTermination (2.79).
 	Tag                 string
 	DeleteOnTermination bool
 	// SupportsMultiattach is true for microversion 2.60 or later: only then

@@ -11,6 +11,7 @@ import (
 	"github.com/volattach/volattach"
 	"github.com/volattach/volattach/adapters/etcd/etcdtest"
 	"github.com/volattach/volattach/compute"
+	"github.com/volattach/volattach/volume"
 )
 
 // idGen draws ids rich in the characters a key encoding could trip on.
@@ -46,12 +47,28 @@ func TestMappingIDKeepsPlainIDs(t *testing.T) {
 	}
 }
 
+// anyIDVolume stores an available volume whose id the Service would not
+// create today (volume.ValidateVolumeID), as an older version or a remote
+// volume API may hold: the compute side's keys must be right for any id.
+func (e *env) anyIDVolume(id string) *volume.Volume {
+	e.t.Helper()
+	v := e.memVolume("", false)
+	stored := &volume.Volume{ID: v.ID}
+	if err := e.raw.Get(context.Background(), stored); err != nil {
+		e.t.Fatal(err)
+	}
+	stored.ID = id
+	stored.SetRevision(0)
+	e.recPut([]volattach.Record{stored})
+	return stored
+}
+
 // H1: a volume whose id holds ':' is attached normally; the audit finds
 // nothing wrong with it and the reconciler leaves it alone.
 func TestColonVolumeIDAttachmentLeftAlone(t *testing.T) {
 	e := newMemEnv(t, newChapBackend())
 	i := e.instance()
-	v := e.memVolume("data:1", false)
+	v := e.anyIDVolume("data:1")
 	e.attach(i, v)
 	e.requireAttached(i, v, "/dev/vdb")
 	r := e.recNew()
@@ -73,8 +90,8 @@ func TestColonVolumeIDAttachmentLeftAlone(t *testing.T) {
 func TestColonVolumeIDDoesNotHoldAnother(t *testing.T) {
 	e := newMemEnv(t, newChapBackend())
 	i1, i2 := e.instance(), e.instance()
-	e.attach(i1, e.memVolume("data:1", false))
-	v := e.memVolume("data", false)
+	e.attach(i1, e.anyIDVolume("data:1"))
+	v := e.anyIDVolume("data")
 	if _, err := e.api.AttachVolume(ctxT(t), compute.AttachRequest{InstanceUUID: i2.UUID, VolumeID: v.ID}); err != nil {
 		t.Fatalf("attach of available volume %q refused: %v", v.ID, err)
 	}
@@ -87,7 +104,7 @@ func TestColonVolumeIDDoesNotHoldAnother(t *testing.T) {
 func TestLegacyMappingKeyIsMoved(t *testing.T) {
 	e := newMemEnv(t, newChapBackend())
 	i := e.instance()
-	v := e.memVolume("data:1", false)
+	v := e.anyIDVolume("data:1")
 	e.attach(i, v)
 	m := e.mapping(i.UUID, v.ID)
 	raw, err := json.Marshal(m)

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -62,11 +63,15 @@ func recordID(id string) bool {
 	return id != "" && len(id) <= MaxIDLength && !strings.Contains(id, "/")
 }
 
-// shortID renders an id for a message: quoted, cut to 64 bytes with its
-// length said, so a hostile id is never echoed in full.
+// shortID renders an id for a message: as it is when short and printable,
+// otherwise quoted and cut to 64 bytes with its length said, so a hostile
+// id is never echoed in full nor carries control characters into a log.
 func shortID(id string) string {
 	const keep = 64
 	if len(id) <= keep {
+		if id != "" && utf8.ValidString(id) && !strings.ContainsFunc(id, func(r rune) bool { return !unicode.IsPrint(r) }) {
+			return id
+		}
 		return strconv.Quote(id)
 	}
 	return strconv.Quote(strings.ToValidUTF8(id[:keep], "")) + "...(" + strconv.Itoa(len(id)) + " bytes)"

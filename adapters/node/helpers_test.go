@@ -168,12 +168,12 @@ func (s *stack) volume(backend string) *volume.Volume {
 func (s *stack) release(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), libvirttest.CleanupTimeout)
 	defer cancel()
-	ids, err := s.n.Store().List(ctx, volattach.KindMapping, id+compute.MappingIDSeparator, "", 0)
+	ids, err := s.n.Store().List(ctx, volattach.KindMapping, compute.MappingPrefix(id), "", 0)
 	if err != nil {
 		s.t.Errorf("cleanup: list mappings of %s: %v", id, err)
 	}
 	for _, mid := range ids {
-		inst := strings.TrimPrefix(mid, id+compute.MappingIDSeparator)
+		inst := strings.TrimPrefix(mid, compute.MappingPrefix(id))
 		req := compute.DetachRequest{InstanceUUID: inst, VolumeID: id}
 		if err := s.n.Compute().DetachVolume(ctx, req); err != nil {
 			if rerr := s.n.Libvirt().RemoveGuest(ctx, inst); rerr != nil {

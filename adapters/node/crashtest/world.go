@@ -78,7 +78,7 @@ func ReadWorld(ctx context.Context, n *node.Node) (*World, error) {
 			return store.Get(ctx, i)
 		}),
 		list(volattach.KindMapping, func(id string) error {
-			volumeID, instanceUUID, _ := strings.Cut(id, compute.MappingIDSeparator)
+			volumeID, instanceUUID, _ := compute.ParseMappingID(id)
 			m := &compute.BlockDeviceMapping{VolumeID: volumeID, InstanceUUID: instanceUUID}
 			w.mappings = append(w.mappings, m)
 			return store.Get(ctx, m)
