@@ -24,8 +24,9 @@ import (
 //     None and launched (InstanceInvalidState 409);
 //  5. a detach of the volume already running is joined, an attach of it
 //     still running refused (InvalidVolume 400);
-//  6. the instance's compute service is up (ServiceUnavailable 409, naming
-//     no host, as upstream's check_instance_host);
+//  6. the instance's compute service is up (ComputeServiceUnavailable, a
+//     ServiceUnavailable, 409, naming no host as upstream's
+//     check_instance_host);
 //  7. begin_detaching on the volume side (InvalidVolume 400).
 //
 // Then the operation is recorded on the mapping and queued for the host,

@@ -260,7 +260,7 @@ func TestDetachGates(t *testing.T) {
 			i, v := attached(e)
 			e.hosts.set(testHost, false)
 			return compute.DetachRequest{InstanceUUID: i.UUID, VolumeID: v.ID}
-		}, compute.ErrServiceUnavailable, 409},
+		}, compute.ErrComputeServiceUnavailable, 409},
 		{"volume not in-use", func(e *env) compute.DetachRequest {
 			i, v := attached(e)
 			if err := e.volumes.ResetStatus(ctxT(e.t), volume.Caller{Admin: true}, v.ID, volume.ResetRequest{Status: volume.StatusError}); err != nil {

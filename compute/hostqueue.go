@@ -31,8 +31,8 @@ type HostQueue interface {
 
 // ServiceGroup tells whether a compute host's agent is alive (upstream
 // servicegroup API service_is_up). The API refuses a detach whose host is
-// down (ServiceUnavailable, 409, naming no host) rather than queue work
-// nobody runs.
+// down (ComputeServiceUnavailable, 409, naming no host) rather than queue
+// work nobody runs.
 type ServiceGroup interface {
 	// IsUp reports whether host's agent is alive.
 	IsUp(ctx context.Context, host string) (bool, error)

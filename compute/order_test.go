@@ -104,7 +104,7 @@ func TestDetachServiceDownNamesNoHost(t *testing.T) {
 	e.hosts.set(testHost, false)
 	rev := e.recRevision()
 	err := e.api.DetachVolume(ctxT(t), compute.DetachRequest{InstanceUUID: i.UUID, VolumeID: v.ID})
-	requireRefusedAt(t, e, err, compute.ErrServiceUnavailable, rev)
+	requireRefusedAt(t, e, err, compute.ErrComputeServiceUnavailable, rev)
 	if compute.HTTPStatus(err) != 409 || strings.Contains(err.Error(), testHost) {
 		t.Fatalf("refusal %q (status %d) names the host or is not 409", err, compute.HTTPStatus(err))
 	}
