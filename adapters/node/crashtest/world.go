@@ -255,11 +255,9 @@ func onRow(tables map[string]fsm.Description, h volattach.Transition) bool {
 		return creationStates[h.Table+"/"+h.Event] == h.To
 	}
 	for _, row := range tables[h.Table].Transitions {
-		to := row.To
-		if to == "" {
-			to = h.From
-		}
-		if row.Event == h.Event && slices.Contains(row.From, h.From) && to == h.To {
+		// Leads covers a row with alternatives (one target each) and a
+		// row that leaves the state unchanged.
+		if row.Event == h.Event && slices.Contains(row.From, h.From) && row.Leads(h.From, h.To) {
 			return true
 		}
 	}
