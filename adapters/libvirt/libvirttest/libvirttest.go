@@ -15,6 +15,13 @@ import (
 	"github.com/volattach/volattach/compute"
 )
 
+// CallTimeout bounds each libvirtd call of a test's adapter unless its
+// options say otherwise. The product default (libvirt.DefaultCallTimeout,
+// 30 s) is too short on a busy 2-core machine: a QEMU start with TCG can
+// hold libvirtd's answer to DomainCreate longer than that while other test
+// packages start guests of their own.
+const CallTimeout = 2 * time.Minute
+
 // CleanupTimeout bounds the cleanup of what a test made in libvirt.
 const CleanupTimeout = 2 * time.Minute
 
@@ -27,7 +34,10 @@ func Adapter(t testing.TB, opts ...libvirt.Option) *libvirt.Adapter {
 	t.Helper()
 	testenv.Need(t, "a /dev/kvm usable by QEMU's user", checkKVMAccess())
 	Shared(t)
-	base := []libvirt.Option{libvirt.WithInitiatorFile(""), libvirt.WithStateDir(t.TempDir())}
+	base := []libvirt.Option{
+		libvirt.WithInitiatorFile(""), libvirt.WithStateDir(t.TempDir()),
+		libvirt.WithCallTimeout(CallTimeout),
+	}
 	a, err := libvirt.New(append(base, opts...)...)
 	if err != nil {
 		t.Fatalf("libvirttest: %v", err)
