@@ -2,6 +2,8 @@ package volattach
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -18,7 +20,10 @@ const UnlockTimeout = 10 * time.Second
 // anyway, and its side effects must not go on); the lock is released
 // afterwards on a fresh context bounded by UnlockTimeout, even when ctx is
 // done, and a failed release is logged, not returned. An error taking the
-// lock is returned as it is.
+// lock is returned as it is. When the lock was lost while fn ran, fn's
+// error matches ErrLockLost whatever fn made of its cancelled context
+// (most code returns ctx.Err(), context.Canceled), so callers tell "stopped
+// because another holder may run" from a plain cancellation.
 func WithLock(ctx context.Context, locker Locker, name string, log logrus.FieldLogger,
 	fn func(ctx context.Context, lk Lock) error) error {
 	lk, err := locker.Lock(ctx, name)
@@ -41,5 +46,9 @@ func WithLock(ctx context.Context, locker Locker, name string, log logrus.FieldL
 			LoggerOrDiscard(log).WithError(err).WithField("lock", lk.Name()).Warn("unlock failed; the lock lapses with its lease")
 		}
 	}()
-	return fn(opCtx, lk)
+	err = fn(opCtx, lk)
+	if err != nil && errors.Is(context.Cause(opCtx), ErrLockLost) && !errors.Is(err, ErrLockLost) {
+		err = fmt.Errorf("%w: %w", ErrLockLost, err)
+	}
+	return err
 }

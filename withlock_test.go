@@ -85,3 +85,18 @@ func TestWithLockReleasesAndReturnsFnsError(t *testing.T) {
 		t.Errorf("a lock that cannot be taken: %v (fn ran: %v)", err, ran)
 	}
 }
+
+// A section stopped by a lost lock reports ErrLockLost even when it only
+// returns its context's error, as most code does.
+func TestWithLockReportsALostLockBehindCtxErr(t *testing.T) {
+	lk := newStubLock()
+	err := volattach.WithLock(context.Background(), stubLocker{lk: lk}, "instance/i1", nil, func(ctx context.Context, _ volattach.Lock) error {
+		close(lk.lost)
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	if !errors.Is(err, volattach.ErrLockLost) || !errors.Is(err, context.Canceled) {
+		t.Errorf("WithLock returned %v, want ErrLockLost wrapping context.Canceled", err)
+	}
+	<-lk.unlocked
+}
