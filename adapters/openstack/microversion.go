@@ -26,23 +26,24 @@ var (
 	// NovaMax is the newest Nova microversion served.
 	NovaMax = Version{2, 101}
 
-	novaShelved        = Version{2, 20}  // attach/detach on shelved(_offloaded) instances
-	novaTag            = Version{2, 49}  // tag in the attach request
-	novaMultiattach    = Version{2, 60}  // multiattach volumes
-	novaTagShown       = Version{2, 70}  // tag in the attachment view
-	novaDeleteOnTerm   = Version{2, 79}  // delete_on_termination
-	novaAttachmentIDs  = Version{2, 89}  // attachment_id, bdm_uuid; no id
-	novaAsyncAttach    = Version{2, 101} // POST answers 202, no body
-	CinderMin          = Version{3, 0}
-	CinderMax          = Version{3, 60}
-	cinderAttachments  = Version{3, 27}
-	cinderComplete     = Version{3, 44}
-	cinderMultiattach  = Version{3, 50}
-	cinderAttachMode   = Version{3, 54}
-	novaServiceType    = "compute"
-	cinderServiceType  = "volume"
-	novaLegacyHeader   = "X-OpenStack-Nova-API-Version"
-	cinderLegacyHeader = "X-OpenStack-Volume-API-Version"
+	novaShelved          = Version{2, 20}  // attach/detach on shelved(_offloaded) instances
+	novaTag              = Version{2, 49}  // tag in the attach request
+	novaMultiattach      = Version{2, 60}  // multiattach volumes
+	novaTagShown         = Version{2, 70}  // tag in the attachment view
+	novaDeleteOnTerm     = Version{2, 79}  // delete_on_termination
+	novaAttachmentUpdate = Version{2, 85}  // PUT updates delete_on_termination
+	novaAttachmentIDs    = Version{2, 89}  // attachment_id, bdm_uuid; no id
+	novaAsyncAttach      = Version{2, 101} // POST answers 202, no body
+	CinderMin            = Version{3, 0}
+	CinderMax            = Version{3, 60}
+	cinderAttachments    = Version{3, 27}
+	cinderComplete       = Version{3, 44}
+	cinderMultiattach    = Version{3, 50}
+	cinderAttachMode     = Version{3, 54}
+	novaServiceType      = "compute"
+	cinderServiceType    = "volume"
+	novaLegacyHeader     = "X-OpenStack-Nova-API-Version"
+	cinderLegacyHeader   = "X-OpenStack-Volume-API-Version"
 )
 
 // apiVersions says how one API negotiates its microversion.

@@ -74,13 +74,32 @@ func decodeAttachmentUpdate(body object, v Version) (object, error) {
 		return nil, err
 	}
 	var allowed []string
-	if v.AtLeast(Version{2, 85}) {
+	if v.AtLeast(novaAttachmentUpdate) {
 		allowed = []string{"id", "serverId", "device", "tag", "delete_on_termination"}
 	}
 	if err := va.only("volumeAttachment", []string{"volumeId"}, allowed...); err != nil {
 		return nil, err
 	}
 	if _, err := va.uuid("volumeId", false); err != nil {
+		return nil, err
+	}
+	// The update_v285 schema's types; whether the values may differ from
+	// the attachment's is the handler's and compute.API's question.
+	if _, err := va.str("id", false, 255); err != nil {
+		return nil, err
+	}
+	if _, err := va.uuid("serverId", false); err != nil {
+		return nil, err
+	}
+	if _, err := va.str("device", true, 255); err != nil {
+		return nil, err
+	}
+	if tag, err := va.str("tag", false, 60); err != nil {
+		return nil, err
+	} else if strings.ContainsAny(tag, ",/") {
+		return nil, invalid("tag", "'%s' does not match '^[^,/]*$'", tag)
+	}
+	if _, err := va.boolean("delete_on_termination"); err != nil {
 		return nil, err
 	}
 	return va, nil
@@ -216,20 +235,28 @@ func (s *Server) createVolumeAttachment(w http.ResponseWriter, r *http.Request) 
 	return nil
 }
 
-// updateVolumeAttachment is PUT /servers/{id}/os-volume_attachments/{volume}:
-// below 2.85 it is the admin-only volume swap, which volattach does not
-// implement; from 2.85 it may change delete_on_termination, which the
-// compute API does not offer yet. The body is validated (400) and the
-// server and attachment looked up (404) before the refusal.
+// updateVolumeAttachment is PUT /servers/{id}/os-volume_attachments/{volume}
+// (nova's volume_attachments.py update). Below 2.85 it is only the
+// admin-only volume swap, and from 2.85 a volumeId other than the path's
+// is a swap too: volattach does not swap volumes (501, after the body is
+// validated, the policy checked and the attachment found). From 2.85 with
+// the same volumeId it updates the attachment (_update_volume_regular): id,
+// serverId, device and tag may only repeat the attachment's own (400
+// otherwise); delete_on_termination changes. 202 with no body.
 func (s *Server) updateVolumeAttachment(w http.ResponseWriter, r *http.Request) error {
 	body, err := readBody(r, s.cfg.MaxBodyBytes)
 	if err != nil {
 		return err
 	}
-	if _, err := decodeAttachmentUpdate(body, versionOf(r)); err != nil {
+	v := versionOf(r)
+	va, err := decodeAttachmentUpdate(body, v)
+	if err != nil {
 		return err
 	}
-	if !versionOf(r).AtLeast(Version{2, 85}) {
+	volumeID := r.PathValue("volume")
+	newVolume, _ := va.uuid("volumeId", false)
+	swap := !v.AtLeast(novaAttachmentUpdate) || newVolume != volumeID
+	if swap {
 		if err := requireAdmin(r, "os_compute_api:os-volumes-attachments:swap"); err != nil {
 			return err
 		}
@@ -238,10 +265,36 @@ func (s *Server) updateVolumeAttachment(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return err
 	}
-	if _, err := s.cfg.Compute.ShowAttachment(r.Context(), inst.UUID, r.PathValue("volume")); err != nil {
+	if swap {
+		if _, err := s.cfg.Compute.ShowAttachment(r.Context(), inst.UUID, volumeID); err != nil {
+			return err
+		}
+		return &HTTPError{Status: http.StatusNotImplemented, Message: "Swapping the volume of an attachment is not implemented by volattach."}
+	}
+	req := compute.UpdateAttachmentRequest{InstanceUUID: inst.UUID, VolumeID: volumeID}
+	if id, _ := va.str("id", false, 255); va.has("id") && id != volumeID {
+		return &HTTPError{Status: http.StatusBadRequest, Message: "The id property is not mutable"}
+	}
+	if sid, _ := va.str("serverId", false, 255); va.has("serverId") && sid != inst.UUID {
+		return &HTTPError{Status: http.StatusBadRequest, Message: "The serverId property is not mutable"}
+	}
+	if va.has("device") {
+		d, _ := va.str("device", true, 255)
+		req.Device = &d
+	}
+	if va.has("tag") {
+		t, _ := va.str("tag", false, 60)
+		req.Tag = &t
+	}
+	if va.has("delete_on_termination") {
+		b, _ := va.boolean("delete_on_termination")
+		req.DeleteOnTermination = &b
+	}
+	if _, err := s.cfg.Compute.UpdateAttachment(r.Context(), req); err != nil {
 		return err
 	}
-	return &HTTPError{Status: http.StatusNotImplemented, Message: "Updating a volume attachment is not implemented by volattach."}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
 }
 
 // deleteVolumeAttachment is DELETE /servers/{id}/os-volume_attachments/{volume}.
