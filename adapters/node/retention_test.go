@@ -63,7 +63,7 @@ func waitUntil(t *testing.T, what string, done func() bool) {
 func TestNodePrunesHistoryButKeepsRunningOperations(t *testing.T) {
 	n := storeOnlyNode(t, node.EtcdConfig{History: etcd.HistoryRetention{MaxEntries: 3, Interval: 50 * time.Millisecond}})
 	ctx := testCtx(t)
-	running := &compute.Operation{ID: "op-running", Kind: compute.OperationAttach, InstanceUUID: "i-1", VolumeID: "v-1", Step: compute.StepGuestAttached}
+	running := &compute.Operation{ID: "op-running", Kind: compute.OperationAttach, InstanceUUID: "i-1", VolumeID: "v-1", Step: compute.StepRequested}
 	finished := &compute.Operation{ID: "op-finished", Kind: compute.OperationAttach, InstanceUUID: "i-1", VolumeID: "v-2", Step: compute.StepAttached}
 	if _, err := n.Store().Commit(ctx, volattach.Txn{Puts: []volattach.Record{running, finished}}); err != nil {
 		t.Fatal(err)
