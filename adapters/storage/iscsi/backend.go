@@ -74,8 +74,9 @@ type Backend struct {
 	tgt    *tgtadm
 	log    logrus.FieldLogger
 	// mu serialises this process's tgtd changes: each is a show followed by
-	// changes decided from it. Other processes are handled by retrying
-	// when tgtd reports a conflict.
+	// changes decided from it. lock (lock.go) takes it with the state
+	// directory's flock, which serialises other processes on the same
+	// state directory too.
 	mu sync.Mutex
 }
 

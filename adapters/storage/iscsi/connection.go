@@ -50,8 +50,11 @@ func (b *Backend) InitializeConnection(ctx context.Context, v volume.Volume, c v
 	if err := storage.ValidateConnector(c); err != nil {
 		return volume.ConnectionInfo{}, err
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	unlock, err := b.lock()
+	if err != nil {
+		return volume.ConnectionInfo{}, err
+	}
+	defer unlock()
 	t, _, err := b.tgt.findTarget(ctx, iqn)
 	if err != nil {
 		return volume.ConnectionInfo{}, fmt.Errorf("%w: iscsi: volume %s: %w", storage.ErrConnectionFailure, v.ID, err)
@@ -108,8 +111,11 @@ func (b *Backend) TerminateConnection(ctx context.Context, v volume.Volume, c vo
 	if err := storage.ValidateConnector(c); err != nil {
 		return err
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	unlock, err := b.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	t, _, err := b.tgt.findTarget(ctx, iqn)
 	if err == nil && t != nil && slices.Contains(t.ACLs, aclFor(c)) {
 		err = b.unbind(ctx, t.TID, aclFor(c))

@@ -66,8 +66,11 @@ func (b *Backend) CreateExport(ctx context.Context, v volume.Volume, c volume.Co
 		}
 		return fmt.Errorf("%w: iscsi: volume %s: %w", storage.ErrExportFailure, v.ID, err)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	unlock, err := b.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := b.ensureExport(ctx, v.ID, iqn, user, path); err != nil {
 		return fmt.Errorf("%w: iscsi: volume %s: %w", storage.ErrExportFailure, v.ID, err)
 	}
@@ -172,8 +175,11 @@ func (b *Backend) RemoveExport(ctx context.Context, v volume.Volume) error {
 		return err
 	}
 	user, _ := b.AccountUser(v.ID)
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	unlock, err := b.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := b.removeExport(ctx, v.ID, iqn, user); err != nil {
 		return fmt.Errorf("%w: iscsi: volume %s: %w", storage.ErrRemoveExportFailure, v.ID, err)
 	}

@@ -25,9 +25,12 @@ var _ volume.ExportLister = (*Backend)(nil)
 // but not the state directory, are not this backend's: a reconciler that
 // knows no volume of theirs must not remove them.
 func (b *Backend) ListExports(ctx context.Context) ([]string, error) {
-	b.mu.Lock()
+	unlock, err := b.lock()
+	if err != nil {
+		return nil, err
+	}
 	all, err := b.tgt.targets(ctx)
-	b.mu.Unlock()
+	unlock()
 	if err != nil {
 		return nil, fmt.Errorf("iscsi: listing targets: %w", err)
 	}
