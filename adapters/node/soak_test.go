@@ -33,15 +33,27 @@ type soakSettings struct {
 	// collect is the reconciler's period; finished operation records go at
 	// its first pass after they end.
 	collect time.Duration
+	// keepRevisions, when positive, has the soak compact the store itself
+	// every compactEvery to keepRevisions behind the newest revision: what
+	// the server's revision mode does (CompactRevisions), at a period that
+	// suits a soak (etcd's own revision compactor looks every 5 minutes).
+	// A time-based window keeps as many revisions as the cycles of its
+	// period, so the file would follow the machine's speed, not the
+	// number of cycles done.
+	keepRevisions int64
+	compactEvery  time.Duration
 }
 
-// scaledSettings keep two to four seconds of revisions and the newest 2,000
-// history entries.
+// scaledSettings keep the newest 3,000 revisions and the newest 2,000
+// history entries, each pruned four times a second, so that what the store
+// holds depends on the bounds and hardly on how fast the machine cycles.
 var scaledSettings = soakSettings{
-	compaction: etcd.Compaction{Mode: etcd.CompactPeriodic, Period: 2 * time.Second},
-	defragment: 5 * time.Second,
-	history:    etcd.HistoryRetention{MaxEntries: 2000, MaxAge: time.Hour, Interval: 5 * time.Second},
-	collect:    5 * time.Second,
+	compaction:    etcd.Compaction{Mode: etcd.CompactNever},
+	keepRevisions: 3000,
+	compactEvery:  250 * time.Millisecond,
+	defragment:    5 * time.Second,
+	history:       etcd.HistoryRetention{MaxEntries: 2000, MaxAge: time.Hour, Interval: 250 * time.Millisecond},
+	collect:       time.Second,
 }
 
 const soakHost = "soak-1"
@@ -113,6 +125,9 @@ func newSoak(tb testing.TB, set soakSettings, pairs int) *soak {
 	s.stopWG.Go(func() { _ = agent.Run(runCtx) })
 	s.stopWG.Go(func() { reconciler.Run(runCtx) })
 	s.stopWG.Go(func() { s.store.RunHistoryRetention(runCtx, history) })
+	if set.keepRevisions > 0 {
+		s.stopWG.Go(func() { s.compactBehind(runCtx, set.keepRevisions, set.compactEvery) })
+	}
 	tb.Cleanup(func() { stop(); s.stopWG.Wait() })
 
 	for range pairs {
@@ -131,6 +146,30 @@ func newSoak(tb testing.TB, set soakSettings, pairs int) *soak {
 		s.insts, s.vols = append(s.insts, inst.UUID), append(s.vols, v.ID)
 	}
 	return s
+}
+
+// compactBehind compacts the store to keep revisions behind the newest,
+// every period, until ctx ends.
+func (s *soak) compactBehind(ctx context.Context, keep int64, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	var done int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := s.cli.Status(ctx, s.srv.Endpoints()[0])
+		if err != nil {
+			continue
+		}
+		if rev := st.Header.Revision - keep; rev > done {
+			if _, err := s.cli.Compact(ctx, rev); err == nil {
+				done = rev
+			}
+		}
+	}
 }
 
 // cycles runs n attach+detach cycles, spread over the instances (each
