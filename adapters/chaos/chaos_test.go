@@ -18,6 +18,7 @@ import (
 	"github.com/volattach/volattach/adapters/chaos"
 	"github.com/volattach/volattach/adapters/node"
 	"github.com/volattach/volattach/adapters/node/crashtest"
+	"github.com/volattach/volattach/adapters/testenv"
 	"github.com/volattach/volattach/compute"
 )
 
@@ -184,7 +185,7 @@ func TestChaos(t *testing.T) {
 		seed, n.Total(), n.OK, n.Failed, n.Unknown, faults.total, faults.partitions, faults.kills, faults.pauses,
 		linearizable, len(violations), len(lost), rejected, rejected)
 	t.Log(summary)
-	fmt.Println(summary)
+	testenv.Report(summary)
 }
 
 // settle waits until every operation has ended, or ctx ends; it returns
