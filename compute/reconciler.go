@@ -75,8 +75,9 @@ type ReconcilerConfig struct {
 	// call is running).
 	Grace time.Duration
 	// Retention is how long a finished operation's record is kept (its
-	// history entries are kept for ever); default DefaultRetention, and a
-	// negative value keeps them for ever.
+	// history entries follow the store's own history retention, which a
+	// node runs: docs/operations.md); default DefaultRetention, and a
+	// negative value keeps the records for ever.
 	Retention time.Duration
 	Notifier  volattach.Notifier
 	Log       logrus.FieldLogger
