@@ -23,6 +23,8 @@ type Lock interface {
 	Lost() <-chan struct{}
 	// Unlock releases the lock if, and only if, it is still held by this
 	// holder: a stale unlock never releases a lock someone else now holds.
+	// After a commit that released the lock (Txn.Releases) it only frees
+	// the holder's resources and returns nil.
 	Unlock(ctx context.Context) error
 }
 

@@ -17,9 +17,10 @@ type Store interface {
 	// (exclusive; "" for the first page).
 	List(ctx context.Context, kind Kind, prefix, after string, limit int) ([]string, error)
 	// Commit applies txn atomically: if every compare holds, every write and
-	// history entry is applied; otherwise nothing is, and the error matches
-	// ErrConflict. It returns the store revision of the commit and sets the
-	// new revision on each written record.
+	// history entry is applied and every lock in txn.Releases is released;
+	// otherwise nothing is, and the error matches ErrConflict. It returns the
+	// store revision of the commit and sets the new revision on each written
+	// record.
 	Commit(ctx context.Context, txn Txn) (rev int64, err error)
 }
 
@@ -38,6 +39,15 @@ type Txn struct {
 	Deletes []Record
 	// History records the table transitions this change makes.
 	History []Transition
+	// Releases are locks this commit releases: each one's fence must hold
+	// (as if it were in Fences), and its lock key is deleted in the same
+	// transaction. After a successful commit each lock is released: the next
+	// holder may take it at once, a Txn fenced by it fails, and its Unlock
+	// costs no round trip and returns nil (it still closes Lost). A failed
+	// commit leaves them held, to be unlocked as usual. The caller's locked
+	// section is over once the commit succeeded: nothing may be done under
+	// the lock after it. A lock may be released once per Txn.
+	Releases []Lock
 }
 
 // Transition is one history entry: an entity moved along one row of a table.

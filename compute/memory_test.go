@@ -228,9 +228,22 @@ func (s *memStore) Commit(_ context.Context, txn volattach.Txn) (int64, error) {
 			}
 		}
 	}
+	var releases []memFence
+	for _, lk := range txn.Releases {
+		mf, ok := lk.Fence().(memFence)
+		if !ok {
+			return 0, fmt.Errorf("release of a foreign lock %T", lk)
+		}
+		releases = append(releases, mf)
+	}
 	for _, f := range txn.Fences {
 		mf, ok := f.(memFence)
 		if !ok || !s.locker.held(mf) {
+			return 0, fmt.Errorf("%w: %w", volattach.ErrConflict, volattach.ErrLockLost)
+		}
+	}
+	for _, mf := range releases {
+		if !s.locker.held(mf) {
 			return 0, fmt.Errorf("%w: %w", volattach.ErrConflict, volattach.ErrLockLost)
 		}
 	}
@@ -252,6 +265,9 @@ func (s *memStore) Commit(_ context.Context, txn volattach.Txn) (int64, error) {
 		delete(s.data, r.Key())
 		delete(s.mod, r.Key())
 		r.SetRevision(0)
+	}
+	for _, mf := range releases {
+		s.locker.release(mf)
 	}
 	return s.rev, nil
 }
@@ -324,18 +340,25 @@ func (k *memLock) Name() string           { return k.f.name }
 func (k *memLock) Fence() volattach.Fence { return k.f }
 func (k *memLock) Lost() <-chan struct{}  { return k.lost }
 
-// Unlock frees the lock; lose is the same from the holder's side.
+// release frees the lock f proves, if it is still held with f: at Unlock,
+// or in a commit that releases it (Txn.Releases).
+func (l *memLocker) release(f memFence) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.owners[f.name] == f.token {
+		delete(l.owners, f.name)
+		if ch := l.free[f.name]; ch != nil {
+			close(ch)
+			delete(l.free, f.name)
+		}
+	}
+}
+
+// Unlock frees the lock (nothing left to free after a commit released
+// it); lose is the same from the holder's side.
 func (k *memLock) Unlock(context.Context) error {
 	k.once.Do(func() {
-		k.l.mu.Lock()
-		if k.l.owners[k.f.name] == k.f.token {
-			delete(k.l.owners, k.f.name)
-			if ch := k.l.free[k.f.name]; ch != nil {
-				close(ch)
-				delete(k.l.free, k.f.name)
-			}
-		}
-		k.l.mu.Unlock()
+		k.l.release(k.f)
 		close(k.lost)
 	})
 	return nil

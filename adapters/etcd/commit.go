@@ -20,14 +20,16 @@ import (
 // succeeds or not:
 //
 //	If(   mod revision of every Put, Delete and Read == the revision it was read at (0: absent),
-//	      every fence's lock key still has the create revision it was won with,
+//	      every fence's lock key (Fences and Releases) still has the create revision it was won with,
 //	      every history key is new )
-//	Then( put the records, delete the deleted, put the history entries )
+//	Then( put the records, delete the deleted, put the history entries,
+//	      delete the lock key of every released lock )
 //	Else( read the revisions back, to say which compare failed )
 //
 // On success it returns the commit revision and sets it on every Put record
 // and on each txn.History entry (whose zero Time is set to the Store's
-// clock); deleted records get revision 0. A failed
+// clock); deleted records get revision 0; each lock in txn.Releases is
+// marked released, so its Unlock sends nothing. A failed
 // compare returns a *ConflictError (volattach.ErrConflict, plus
 // volattach.ErrLockLost when a fence failed). A transaction that could never
 // apply (a record that does not validate, a key written twice, a foreign
@@ -54,6 +56,9 @@ func (s *Store) Commit(ctx context.Context, txn volattach.Txn) (int64, error) {
 	for i := range txn.History {
 		txn.History[i].Revision = rev
 	}
+	for _, f := range plan.releases {
+		f.markReleased()
+	}
 	return rev, nil
 }
 
@@ -65,6 +70,8 @@ type commitPlan struct {
 	// fences follow them.
 	checked []checkedRecord
 	fences  []fence
+	// releases are the fences of the locks the Txn releases.
+	releases []fence
 }
 
 type checkedRecord struct {
@@ -73,7 +80,7 @@ type checkedRecord struct {
 }
 
 func (s *Store) plan(txn volattach.Txn) (*commitPlan, error) {
-	if len(txn.Puts)+len(txn.Deletes)+len(txn.History) == 0 {
+	if len(txn.Puts)+len(txn.Deletes)+len(txn.History)+len(txn.Releases) == 0 {
 		return nil, fmt.Errorf("%w: nothing to write", ErrInvalidTxn)
 	}
 	p := &commitPlan{}
@@ -125,14 +132,39 @@ func (s *Store) plan(txn volattach.Txn) (*commitPlan, error) {
 			return nil, err
 		}
 	}
+	fenced := make(map[string]bool, len(txn.Fences)+len(txn.Releases))
+	addFence := func(ef fence) {
+		if fenced[ef.key] {
+			return
+		}
+		fenced[ef.key] = true
+		p.cmps = append(p.cmps, ef.compare())
+		p.orElse = append(p.orElse, clientv3.OpGet(ef.key, clientv3.WithKeysOnly()))
+		p.fences = append(p.fences, ef)
+	}
 	for _, f := range txn.Fences {
 		ef, err := asFence(f)
 		if err != nil {
 			return nil, err
 		}
-		p.cmps = append(p.cmps, ef.compare())
-		p.orElse = append(p.orElse, clientv3.OpGet(ef.key, clientv3.WithKeysOnly()))
-		p.fences = append(p.fences, ef)
+		addFence(ef)
+	}
+	released := make(map[string]bool, len(txn.Releases))
+	for _, lk := range txn.Releases {
+		if lk == nil {
+			return nil, fmt.Errorf("%w: nil lock to release", ErrInvalidTxn)
+		}
+		ef, err := asFence(lk.Fence())
+		if err != nil {
+			return nil, err
+		}
+		if released[ef.key] {
+			return nil, fmt.Errorf("%w: lock %s released twice", ErrInvalidTxn, ef.name)
+		}
+		released[ef.key] = true
+		addFence(ef)
+		p.then = append(p.then, clientv3.OpDelete(ef.key))
+		p.releases = append(p.releases, ef)
 	}
 	if len(txn.History) > 0 {
 		stamp, err := s.historyStamp()

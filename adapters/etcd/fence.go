@@ -1,6 +1,8 @@
 package etcd
 
 import (
+	"sync/atomic"
+
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/volattach/volattach"
@@ -14,7 +16,27 @@ type fence struct {
 	name string
 	key  string
 	rev  int64
+	// held is shared by the lock and every copy of its fence: a Store that
+	// commits a Txn releasing the lock (Txn.Releases) marks it there, so the
+	// lock's Unlock needs no round trip. Nil for a fence without a lock.
+	held *holding
 }
+
+// holding is the state a held lock shares with its fences.
+type holding struct {
+	// released is set once a commit deleted the lock key (Txn.Releases).
+	released atomic.Bool
+}
+
+// markReleased records that a commit released the fence's lock.
+func (f fence) markReleased() {
+	if f.held != nil {
+		f.held.released.Store(true)
+	}
+}
+
+// releasedByCommit reports whether a commit released the fence's lock.
+func (f fence) releasedByCommit() bool { return f.held != nil && f.held.released.Load() }
 
 var _ volattach.Fence = fence{}
 

@@ -34,7 +34,8 @@ import (
 //
 // Round trips: Lock costs one Txn when uncontended and an idle session is
 // pooled (a lease grant more when none is; a contended Lock also waits on a
-// watch and re-reads its key); Unlock costs one guarded Txn. Keep-alives
+// watch and re-reads its key); Unlock costs one guarded Txn, or none after a
+// Store commit that released the lock (volattach.Txn.Releases). Keep-alives
 // travel on the client's shared lease stream. Close revokes the idle
 // sessions.
 type Locker struct {
@@ -82,8 +83,8 @@ func (l *Locker) Lock(ctx context.Context, name string) (volattach.Lock, error) 
 		return nil, l.acquireError(ctx, name, err)
 	}
 	h := &lock{name: name, locker: l, cli: l.cli, session: session, log: l.o.log, lost: make(chan struct{}), done: make(chan struct{})}
+	h.fence = fence{name: name, key: m.Key(), rev: ownerRevision(m), held: &holding{}}
 	go h.watchSession()
-	h.fence = fence{name: name, key: m.Key(), rev: ownerRevision(m)}
 	l.o.log.WithField("lock", name).Debug("lock acquired")
 	return h, nil
 }
@@ -194,10 +195,14 @@ type lock struct {
 
 // watchSession closes lost when the holder's session ends or the holder
 // unlocks, whichever comes first: the session outlives the lock when it
-// goes back to the idle pool.
+// goes back to the idle pool. A lock a commit already released is not
+// lost when its session ends afterwards: lost then closes at Unlock.
 func (h *lock) watchSession() {
 	select {
 	case <-h.session.Done():
+		if h.fence.releasedByCommit() {
+			<-h.done
+		}
 	case <-h.done:
 	}
 	close(h.lost)
@@ -220,7 +225,9 @@ func (h *lock) Lost() <-chan struct{} { return h.lost }
 // Locker's idle pool: one round trip. On any failure the lease is revoked
 // instead. If the lock was already lost the error matches
 // volattach.ErrLockLost; nobody else's lock is touched. A second Unlock does
-// nothing.
+// nothing. After a Store commit that released the lock (Txn.Releases)
+// Unlock sends nothing: the session goes back to the pool and it returns
+// nil.
 func (h *lock) Unlock(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -229,6 +236,16 @@ func (h *lock) Unlock(ctx context.Context) error {
 	}
 	h.unlocked = true
 	defer close(h.done)
+	if h.fence.releasedByCommit() {
+		select {
+		case <-h.session.Done():
+			// The lease is gone or going; the key was deleted already.
+			h.session.Orphan()
+		default:
+			h.locker.release(h.session)
+		}
+		return nil
+	}
 	resp, err := h.cli.Txn(ctx).If(h.fence.compare()).Then(clientv3.OpDelete(h.fence.key)).Commit()
 	if err == nil && resp.Succeeded {
 		select {
