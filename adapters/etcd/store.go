@@ -16,6 +16,9 @@ import (
 type Store struct {
 	cli *clientv3.Client
 	o   options
+	// unaryPages makes Scan and List read in unary pages, as on a server
+	// without RangeStream (tests of that path).
+	unaryPages bool
 }
 
 var _ volattach.Store = (*Store)(nil)
@@ -81,8 +84,9 @@ const listPage = 1000
 
 // List returns the IDs of the records of kind whose ID starts with prefix, in
 // key (byte) order, at most limit (0: all) after the ID after (exclusive).
-// An unlimited list is read in pages at one revision, so it is a consistent
-// snapshot.
+// An unlimited list is read at one revision, so it is a consistent
+// snapshot: with one RangeStream (linear in the keys), or on a server
+// without it in pages of 1,000 keys.
 func (s *Store) List(ctx context.Context, kind volattach.Kind, prefix, after string, limit int) ([]string, error) {
 	if err := checkSegment("kind", string(kind)); err != nil {
 		return nil, err
@@ -93,6 +97,15 @@ func (s *Store) List(ctx context.Context, kind volattach.Kind, prefix, after str
 		from = base + after + "\x00"
 	}
 	end := clientv3.GetPrefixRangeEnd(base + prefix)
+	if limit == 0 && !s.unaryPages {
+		ids, ok, err := s.listStream(ctx, base, from, end)
+		if err != nil {
+			return nil, fmt.Errorf("etcd: list %s: %w", kind, err)
+		}
+		if ok {
+			return ids, nil
+		}
+	}
 	var ids []string
 	var rev int64
 	for {
@@ -117,6 +130,39 @@ func (s *Store) List(ctx context.Context, kind volattach.Kind, prefix, after str
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
+}
+
+// listStream lists the keys of [from, end) with one keys-only RangeStream
+// at the revision the server pins when it starts: unlike unary pages, it
+// never counts the keys left, so it is linear in the keys listed. ok is
+// false when the server has no RangeStream (etcd before 3.7).
+func (s *Store) listStream(ctx context.Context, base, from, end string) (ids []string, ok bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	ch, err := s.cli.GetStream(ctx, from, clientv3.WithRange(end), clientv3.WithKeysOnly())
+	defer drain(cancel, ch)
+	if unimplemented(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	first := true
+	for resp := range ch {
+		if err := resp.Err(); err != nil {
+			if first && unimplemented(err) {
+				return nil, false, nil
+			}
+			return nil, false, err
+		}
+		first = false
+		for _, kv := range resp.Kvs {
+			ids = append(ids, string(kv.Key[len(base):]))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	return ids, true, nil
 }
 
 // Revision returns the store's current revision: a controller reads its
