@@ -7,7 +7,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 PKGS := ./...
 TEST_TIMEOUT ?= 40m
 
-.PHONY: all env demo serve test vet fmt-check docs docs-check bench chaos
+.PHONY: all env demo serve test vet fmt-check docs docs-check bench bench-all chaos
 
 all: test
 
@@ -50,9 +50,20 @@ docs:
 docs-check:
 	@bash scripts/docs.sh check
 
-## bench: every benchmark, benchstat-friendly.
+## bench: the measurements (scripts/bench.sh, a few minutes): etcd writes
+## per attach and per detach counted at the client, fake-hypervisor
+## attach+detach at 1/8/64 instances beside raw guarded-Txn throughput,
+## whole stack vs go-libvirt on a real guest, memory per attach with etcd in
+## another process; then a summary table with the ratios. Raw output
+## (benchstat) in bench-out/raw.txt. BENCH_COUNT=5 for benchstat;
+## VOLATTACH_BENCH_SCALE=1 adds the scale benchmarks (tens of minutes).
 bench: env
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 $(PKGS)
+	bash scripts/bench.sh
+
+## bench-all: every benchmark of every package, benchstat-friendly.
+BENCH_COUNT ?= 5
+bench-all: env
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) $(PKGS)
 
 ## chaos: the Jepsen-style test (adapters/chaos, docs/reliability.md): a
 ## three-member etcd cluster, host agents and API servers, each a process in
