@@ -312,8 +312,8 @@ func exportUsed(st *auditState, v *volume.Volume) bool {
 			return true
 		}
 	}
-	for p, m := range st.mappings {
-		if p.volume == v.ID && m.ConnectionInfo != nil {
+	for _, p := range st.index().byVolume[v.ID] {
+		if st.mappings[p].ConnectionInfo != nil {
 			return true
 		}
 	}

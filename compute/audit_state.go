@@ -73,6 +73,9 @@ type auditState struct {
 	// mappings are all known.
 	fullScope     bool
 	scopeInstance string
+	// idx indexes the above by volume and instance (built on first use,
+	// once everything is loaded).
+	idx *auditIndex
 }
 
 // stale reports whether t is older than the grace period: a change that
@@ -293,67 +296,6 @@ func sortedInstanceIDs(m map[string]*Instance) []string {
 	return ids
 }
 
-// busyPair reports whether an unfinished operation works on the pair.
-func (st *auditState) busyPair(p pair) bool {
-	if st.legacy[p] != nil {
-		return true // judged once moved to its key
-	}
-	if m := st.mappings[p]; m != nil && m.OperationID != "" {
-		if op := st.ops[m.OperationID]; op == nil || !op.Done() {
-			// A mapping naming an operation that cannot be read is left to
-			// that operation's resumption.
-			return true
-		}
-	}
-	for _, op := range st.unfinished {
-		if op.VolumeID == p.volume && op.InstanceUUID == p.instance {
-			return true
-		}
-	}
-	return false
-}
-
-// busyVolume reports whether an unfinished operation works on the volume.
-func (st *auditState) busyVolume(volumeID string) bool {
-	for p := range st.legacy {
-		if p.volume == volumeID {
-			return true
-		}
-	}
-	for p := range st.mappings {
-		if p.volume == volumeID && st.busyPair(p) {
-			return true
-		}
-	}
-	for _, op := range st.unfinished {
-		if op.VolumeID == volumeID {
-			return true
-		}
-	}
-	return false
-}
-
-// busyInstance reports whether an unfinished operation works on the
-// instance.
-func (st *auditState) busyInstance(instanceUUID string) bool {
-	for p := range st.legacy {
-		if p.instance == instanceUUID {
-			return true
-		}
-	}
-	for p := range st.mappings {
-		if p.instance == instanceUUID && st.busyPair(p) {
-			return true
-		}
-	}
-	for _, op := range st.unfinished {
-		if op.InstanceUUID == instanceUUID {
-			return true
-		}
-	}
-	return false
-}
-
 // guestDisk returns the guest's disk of the volume; known is false when the
 // guest's disks were not read (another host, or the read failed).
 func (st *auditState) guestDisk(instanceUUID, volumeID string) (disk *GuestDisk, known bool) {
@@ -367,17 +309,4 @@ func (st *auditState) guestDisk(instanceUUID, volumeID string) (disk *GuestDisk,
 		}
 	}
 	return nil, true
-}
-
-// mappedInstances returns the instances holding a mapping of the volume,
-// sorted.
-func (st *auditState) mappedInstances(volumeID string) []string {
-	var out []string
-	for p := range st.mappings {
-		if p.volume == volumeID {
-			out = append(out, p.instance)
-		}
-	}
-	slices.Sort(out)
-	return out
 }
