@@ -33,12 +33,13 @@ var rawTxnPerSec sync.Map // int -> float64
 // (etcdtest.WriteCounter; the revision delta beside it), and vs-raw:
 // cycles/s over (raw txn/s / writes per cycle), the share of etcd's raw
 // write rate the protocol turns into cycles (the aim at 64: >= 0.5).
-// An instances=N op is a round of N cycles, one per instance.
+// An instances=N op is a round of N cycles, one per instance. One level
+// alone, with its raw rate: -bench 'AttachDetach$/=64$'.
 //
 //	go test -run '^$' -bench 'AttachDetach$' -benchtime 5s ./compute/
 func BenchmarkAttachDetach(b *testing.B) {
 	for _, conc := range []int{1, 8, 64} {
-		b.Run(fmt.Sprintf("raw-guarded-txn/writers=%d", conc), func(b *testing.B) {
+		b.Run(fmt.Sprintf("raw-guarded-txn-writers=%d", conc), func(b *testing.B) {
 			benchRawTxn(b, conc)
 		})
 		b.Run(fmt.Sprintf("instances=%d", conc), func(b *testing.B) {
