@@ -73,3 +73,16 @@ type Transition struct {
 	// Revision is the store revision of the commit, set when read back.
 	Revision int64 `json:"-"`
 }
+
+// Merge appends other's fences, reads, writes, history and releases to t,
+// so a caller can commit a change another component built (a volume-side
+// transition as a value) inside its own transaction. The Store still
+// refuses a record written twice or compared at two revisions.
+func (t *Txn) Merge(other Txn) {
+	t.Fences = append(t.Fences, other.Fences...)
+	t.Reads = append(t.Reads, other.Reads...)
+	t.Puts = append(t.Puts, other.Puts...)
+	t.Deletes = append(t.Deletes, other.Deletes...)
+	t.History = append(t.History, other.History...)
+	t.Releases = append(t.Releases, other.Releases...)
+}

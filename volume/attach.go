@@ -2,6 +2,7 @@ package volume
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/volattach/volattach"
@@ -36,7 +37,7 @@ func attachModeArg(mode string) (string, error) {
 
 // Attach records that a host attached the volume to an instance (upstream
 // os-attach: cinder/volume/api.py attach, then manager.py attach_volume),
-// under the volume's lock, in this order:
+// in this order:
 //
 //  0. the request (upstream's request schema): mode rw or ro ("" is rw),
 //     a mountpoint, an instance or a host, an instance id that is a UUID
@@ -70,31 +71,29 @@ func attachModeArg(mode string) (string, error) {
 // failed attach restores attached_mode, so a retry in another mode is not
 // refused by step 2. Notifications volume.attach.start and
 // volume.attach.end surround the work.
+//
+// Without a hook the attach is record-only: one guarded commit compared on
+// the revisions read, without the volume lock (the AttachChange, committed
+// alone; a conflict is retried under the lock). Upstream's manager holds
+// the volume lock (coordination.synchronized) there; see
+// docs/upstream-differences.md. With a hook, steps 5-7 run under the
+// volume lock, whose release rides on the last commit.
 func (s *Service) Attach(ctx context.Context, volumeID, instanceUUID, host, mountpoint, mode string) (*Attachment, error) {
-	mode, err := attachModeArg(mode)
+	mode, err := checkAttachArgs(instanceUUID, host, mountpoint, mode)
 	if err != nil {
 		return nil, err
 	}
-	if instanceUUID == "" && host == "" {
-		return nil, newError(ErrInvalidInput, RuleInstanceOrHost, "attach needs an instance_uuid or a host_name")
+	p := &legacyAttach{s: s, volumeID: volumeID, instance: instanceUUID, host: host, mountpoint: mountpoint, mode: mode, composing: true}
+	st, err := s.commitGuarded(ctx, volumeID, p.transition())
+	if err == nil {
+		return p.result(st), nil
 	}
-	if mountpoint == "" {
-		return nil, newError(ErrInvalidInput, RuleMountpointGiven, "attach needs a mountpoint")
-	}
-	if instanceUUID != "" && !IsUUIDLike(instanceUUID) {
-		return nil, newError(ErrInvalidUUID, RuleInstanceUUIDLike, "expected a UUID but received %s", quoteID(instanceUUID))
-	}
-	p := &legacyAttach{s: s, volumeID: volumeID, instance: instanceUUID, host: host, mountpoint: mountpoint, mode: mode}
-	st, err := s.read(ctx, volumeID)
-	if err != nil {
+	if !errors.Is(err, ErrNotComposable) {
 		return nil, err
 	}
-	if err := p.attachable(st); err != nil {
-		return nil, err
-	}
-	if a := p.mine(st); a != nil && a.AttachStatus == AttachAttached && st.vol.Status == StatusInUse {
-		return a, nil // step 3 with nothing to change: answered without a lock
-	}
+	// The backend runs an attach hook: begin_attach, the hook and
+	// finish_attach under the volume lock.
+	p.composing = false
 	var out *Attachment
 	err = s.locked(ctx, volumeID, func(ctx context.Context, lk volattach.Lock) error {
 		var err error
@@ -104,16 +103,86 @@ func (s *Service) Attach(ctx context.Context, volumeID, instanceUUID, host, moun
 	return out, err
 }
 
+// AttachChange is Attach as a Change, for a backend without an attach hook
+// (steps 0-5 and 7 as one guarded change): the same checks, refusals,
+// records and history; Committed emits the notifications. A volume already
+// attached to this instance (step 3) is an Empty change (or one that only
+// sets the volume in-use) whose Attachment is that attachment. When the
+// backend has an AttachHook the attach has a side effect that must run
+// under the volume lock: the error matches ErrNotComposable
+// (NotComposableError, rule RuleAttachHook) and the caller uses Attach.
+func (s *Service) AttachChange(ctx context.Context, volumeID, instanceUUID, host, mountpoint, mode string) (*Change, error) {
+	mode, err := checkAttachArgs(instanceUUID, host, mountpoint, mode)
+	if err != nil {
+		return nil, err
+	}
+	p := &legacyAttach{s: s, volumeID: volumeID, instance: instanceUUID, host: host, mountpoint: mountpoint, mode: mode, composing: true}
+	return s.compose(ctx, volumeID, p.transition())
+}
+
+// checkAttachArgs is step 0: the request's own rules, before anything is
+// read. It returns the mode to record.
+func checkAttachArgs(instanceUUID, host, mountpoint, mode string) (string, error) {
+	mode, err := attachModeArg(mode)
+	if err != nil {
+		return "", err
+	}
+	if instanceUUID == "" && host == "" {
+		return "", newError(ErrInvalidInput, RuleInstanceOrHost, "attach needs an instance_uuid or a host_name")
+	}
+	if mountpoint == "" {
+		return "", newError(ErrInvalidInput, RuleMountpointGiven, "attach needs a mountpoint")
+	}
+	if instanceUUID != "" && !IsUUIDLike(instanceUUID) {
+		return "", newError(ErrInvalidUUID, RuleInstanceUUIDLike, "expected a UUID but received %s", quoteID(instanceUUID))
+	}
+	return mode, nil
+}
+
 // legacyAttach is one Attach call.
 type legacyAttach struct {
 	s                                    *Service
 	volumeID, instance, host, mountpoint string
 	mode                                 string
 
+	// composing: the attach is one guarded change without the lock (no
+	// attach hook); build refuses with NotComposableError on a backend
+	// with a hook, before writing anything.
+	composing bool
+
 	// Outcome of the first stage's last (committed) attempt.
 	existing *Attachment // step 3: already attached
 	current  *Attachment // the attachment being attached
 	prevMode string      // attached_mode before begin_attach ("" = none)
+	hook     AttachHook  // the backend's attach hook, if any
+}
+
+// transition is the attach as one guarded change (steps 1-5 and 7 in one
+// commit), for a backend without an attach hook.
+func (p *legacyAttach) transition() transition {
+	return transition{op: "attach", build: p.build, done: p.done, attachment: func() *Attachment { return p.result(nil) }}
+}
+
+// result is the attachment the attach returns: the one already attached
+// (step 3), else the one attached.
+func (p *legacyAttach) result(*state) *Attachment {
+	if p.existing != nil {
+		return p.existing
+	}
+	return p.current
+}
+
+// done is the work after the guarded change committed: the notifications
+// around the attach and its log.
+func (p *legacyAttach) done(ctx context.Context, st *state) {
+	log := p.s.logger(ctx, "attach", p.volumeID).WithField("instance_uuid", p.instance)
+	if p.existing != nil {
+		log.WithField("attachment_id", p.existing.ID).Info("volume already attached to this instance")
+		return
+	}
+	p.s.notify(ctx, NotifyAttachStart, st.vol, p.current)
+	p.s.notify(ctx, NotifyAttachEnd, st.vol, p.current)
+	log.WithField("attachment_id", p.current.ID).Info("attach volume completed")
 }
 
 func (p *legacyAttach) request(st *state) *Request {
@@ -149,50 +218,7 @@ func (p *legacyAttach) failedBefore(st *state) []*Attachment {
 func (p *legacyAttach) run(ctx context.Context, lk volattach.Lock) (*Attachment, error) {
 	s := p.s
 	log := s.logger(ctx, "attach", p.volumeID).WithField("instance_uuid", p.instance)
-	var hook AttachHook
-	st, err := s.apply(ctx, lk, p.volumeID, "attach", func(st *state, c *change) error {
-		p.existing, p.current = nil, nil
-		if err := p.attachable(st); err != nil { // steps 1-4
-			return err
-		}
-		b, err := s.backend(st.vol)
-		if err != nil {
-			return err
-		}
-		hook, _ = b.(AttachHook)
-		if a := p.mine(st); a != nil && a.AttachStatus == AttachAttached { // step 3
-			p.existing = a
-			if st.vol.Status == StatusInUse {
-				return nil
-			}
-			if err := c.fireVolume(EventAttach, p.request(st)); err != nil {
-				return err
-			}
-			c.summarize()
-			return nil
-		} else if a != nil {
-			p.current = a // left attaching by an unfinished attempt: resume
-		}
-		p.prevMode = st.vol.AdminMetadata[MetaAttachedMode]
-		if p.current == nil { // step 5: begin_attach
-			for _, old := range p.failedBefore(st) {
-				if err := c.fireAttachment(old, AttachEventDestroy, p.request(st)); err != nil {
-					return err
-				}
-			}
-			p.current = &Attachment{
-				ID: s.newID(), VolumeID: p.volumeID, InstanceUUID: p.instance, AttachedHost: p.host,
-				Mountpoint: p.mountpoint, AttachMode: p.mode, AttachStatus: AttachAttaching,
-			}
-			c.createAttachment(p.current, AttachEventBeginAttach)
-		}
-		setMeta(st.vol, MetaAttachedMode, p.mode)
-		c.touchVolume()
-		if hook != nil {
-			return nil // step 6 runs after begin_attach is committed
-		}
-		return p.finish(st, c, p.current) // step 7
-	})
+	st, err := s.apply(ctx, lk, p.volumeID, "attach", p.build)
 	if err != nil {
 		return nil, err
 	}
@@ -201,13 +227,13 @@ func (p *legacyAttach) run(ctx context.Context, lk volattach.Lock) (*Attachment,
 		return p.existing, nil
 	}
 	s.notify(ctx, NotifyAttachStart, st.vol, p.current)
-	if hook != nil {
+	if hook := p.hook; hook != nil {
 		id := p.current.ID
 		herr := hook.AttachVolume(ctx, *st.vol, p.instance, p.host, p.mountpoint)
 		if herr != nil {
 			log.WithError(herr).Error("backend attach hook failed")
 		}
-		st, err = s.apply(ctx, lk, p.volumeID, "attach", func(st *state, c *change) error {
+		st, err = s.applyReleasing(ctx, lk, p.volumeID, "attach", func(st *state, c *change) error {
 			a := st.attachment(id)
 			if a == nil {
 				return newError(ErrVolumeAttachmentNotFound, "", "attachment %s vanished during attach", id)
@@ -228,6 +254,56 @@ func (p *legacyAttach) run(ctx context.Context, lk volattach.Lock) (*Attachment,
 	s.notify(ctx, NotifyAttachEnd, st.vol, p.current)
 	log.WithField("attachment_id", p.current.ID).Info("attach volume completed")
 	return p.current, nil
+}
+
+// build is steps 1-5 (and 7 without a hook) on a fresh read: the one place
+// the legacy attach's rules are applied, locked or not.
+func (p *legacyAttach) build(st *state, c *change) error {
+	s := p.s
+	p.existing, p.current, p.hook = nil, nil, nil
+	if err := p.attachable(st); err != nil { // steps 1-4
+		return err
+	}
+	b, err := s.backend(st.vol)
+	if err != nil {
+		return err
+	}
+	p.hook, _ = b.(AttachHook)
+	if a := p.mine(st); a != nil && a.AttachStatus == AttachAttached { // step 3
+		p.existing = a
+		if st.vol.Status == StatusInUse {
+			return nil
+		}
+		if err := c.fireVolume(EventAttach, p.request(st)); err != nil {
+			return err
+		}
+		c.summarize()
+		return nil
+	} else if a != nil {
+		p.current = a // left attaching by an unfinished attempt: resume
+	}
+	if p.hook != nil && p.composing {
+		return &NotComposableError{VolumeID: p.volumeID, Op: "attach", Rule: RuleAttachHook}
+	}
+	p.prevMode = st.vol.AdminMetadata[MetaAttachedMode]
+	if p.current == nil { // step 5: begin_attach
+		for _, old := range p.failedBefore(st) {
+			if err := c.fireAttachment(old, AttachEventDestroy, p.request(st)); err != nil {
+				return err
+			}
+		}
+		p.current = &Attachment{
+			ID: s.newID(), VolumeID: p.volumeID, InstanceUUID: p.instance, AttachedHost: p.host,
+			Mountpoint: p.mountpoint, AttachMode: p.mode, AttachStatus: AttachAttaching,
+		}
+		c.createAttachment(p.current, AttachEventBeginAttach)
+	}
+	setMeta(st.vol, MetaAttachedMode, p.mode)
+	c.touchVolume()
+	if p.hook != nil {
+		return nil // step 6 runs after begin_attach is committed
+	}
+	return p.finish(st, c, p.current) // step 7
 }
 
 // fail is the failure of step 6: the attachment to error_attaching with its

@@ -318,7 +318,7 @@ func (s *Service) AttachmentDelete(ctx context.Context, attachmentID string) err
 				log.WithError(err).Warn("failed to detach volume on the backend, ignoring")
 			}
 		}
-		st, err = s.apply(ctx, lk, volumeID, "attachment_delete", func(st *state, c *change) error {
+		st, err = s.applyReleasing(ctx, lk, volumeID, "attachment_delete", func(st *state, c *change) error {
 			a := st.attachment(attachmentID)
 			if a == nil {
 				return nil

@@ -146,11 +146,12 @@ func (c *change) summarize() {
 	}
 }
 
-// txn is the change as one Store transaction under fence: the volume and
-// the changed attachments are put, removed attachments deleted, the other
-// attachments compared as read.
-func (c *change) txn(fence volattach.Fence) volattach.Txn {
-	t := volattach.Txn{Fences: []volattach.Fence{fence}, History: c.history}
+// txn is the change as one Store transaction: the volume and the changed
+// attachments are put, removed attachments deleted, the other attachments
+// and an unchanged volume compared as read. It carries no fence: a locked
+// caller adds its lock's (apply), a lockless one commits it as it is.
+func (c *change) txn() volattach.Txn {
+	t := volattach.Txn{History: c.history}
 	switch {
 	case c.volDropped:
 		t.Deletes = append(t.Deletes, c.st.vol)

@@ -155,7 +155,7 @@ func (s *Service) detach(ctx context.Context, volumeID, attachmentID string, k d
 		}
 		if target == nil {
 			log.Info("volume detach called, but volume not attached")
-			_, err := s.apply(ctx, lk, volumeID, k.op, settle)
+			_, err := s.applyReleasing(ctx, lk, volumeID, k.op, settle)
 			return err
 		}
 		log = log.WithField("attachment_id", target.ID)
@@ -172,7 +172,7 @@ func (s *Service) detach(ctx context.Context, volumeID, attachmentID string, k d
 		}
 		if herr := runDetachHook(ctx, b, st, target); herr != nil {
 			log.WithError(herr).Error("detach failed on the backend; attachment in error_detaching")
-			if _, err := s.apply(ctx, lk, volumeID, k.op, func(st *state, c *change) error {
+			if _, err := s.applyReleasing(ctx, lk, volumeID, k.op, func(st *state, c *change) error {
 				a := st.attachment(target.ID)
 				if a == nil {
 					return nil
@@ -191,7 +191,7 @@ func (s *Service) detach(ctx context.Context, volumeID, attachmentID string, k d
 				return backendError(err, "volume %s: detach failed: remove export", volumeID)
 			}
 		}
-		st, err = s.apply(ctx, lk, volumeID, k.op, func(st *state, c *change) error {
+		st, err = s.applyReleasing(ctx, lk, volumeID, k.op, func(st *state, c *change) error {
 			a := st.attachment(target.ID)
 			if a == nil {
 				return settle(st, c)

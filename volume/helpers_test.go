@@ -184,6 +184,10 @@ type hookedBackend struct {
 	entered  chan struct{}
 	attachAt atomic.Int64 // sequence number when the attach hook returned
 	detachAt atomic.Int64 // sequence number when the detach hook started
+	// detachGate and detachEntered do for the detach hook what gate and
+	// entered do for the attach hook.
+	detachGate    chan struct{}
+	detachEntered chan struct{}
 }
 
 func (b *hookedBackend) AttachVolume(ctx context.Context, v volume.Volume, instanceUUID, host, mountpoint string) error {
@@ -211,6 +215,16 @@ func (b *hookedBackend) DetachVolume(ctx context.Context, v volume.Volume, a vol
 		b.overlaps.Add(1)
 	}
 	b.detachAt.Store(b.seq.Add(1))
+	if b.detachEntered != nil {
+		b.detachEntered <- struct{}{}
+	}
+	if b.detachGate != nil {
+		select {
+		case <-b.detachGate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	return b.enter("DetachVolume")
 }
 

@@ -180,14 +180,14 @@ func (s *Service) DeleteVolume(ctx context.Context, volumeID string) error {
 		}
 		if berr != nil {
 			log.WithError(berr).Error("backend failed to delete the volume")
-			if _, err := s.apply(ctx, lk, volumeID, "delete", func(st *state, c *change) error {
+			if _, err := s.applyReleasing(ctx, lk, volumeID, "delete", func(st *state, c *change) error {
 				return c.fireVolume(EventDeleteError, &Request{Volume: st.vol, Attachments: st.atts})
 			}); err != nil {
 				return err
 			}
 			return backendError(berr, "volume %s: delete failed", volumeID)
 		}
-		st, err = s.apply(ctx, lk, volumeID, "delete", func(st *state, c *change) error {
+		st, err = s.applyReleasing(ctx, lk, volumeID, "delete", func(st *state, c *change) error {
 			if err := c.fireVolume(EventDeleteDone, &Request{Volume: st.vol, Attachments: st.atts}); err != nil {
 				return err
 			}

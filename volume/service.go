@@ -15,13 +15,20 @@ import (
 // Service is the volume side of the attach flow (upstream cinder's volume
 // API and manager). Every state change goes through the volume.status and
 // volume.attach_status tables and is one guarded Store commit carrying the
-// history of the rows it fired; every change of a volume is made under that
-// volume's distributed lock (volattach.VolumeLock), attach and detach alike,
-// and every commit carries the lock's fence.
+// history of the rows it fired. Every change with a side effect (an
+// export, a connection, a backend hook, storage) is made under that
+// volume's distributed lock (volattach.VolumeLock), attach and detach
+// alike, every commit of it carries the lock's fence, and the section's
+// last commit releases the lock (volattach.Txn.Releases). The record-only
+// transitions (reserve, unreserve, begin_detaching, roll_detaching, an
+// attach without a backend hook; upstream's conditional updates) are one
+// guarded commit compared on the revisions read, without the lock, and are
+// offered as values (Change) for a caller's own transaction.
 //
 // A request that is refused persists nothing: its guards are checked first on
 // an unlocked read (a refusal then costs no lock and no write), and again on
-// a fresh read under the lock before anything is written.
+// a fresh read under the lock, or on the read the commit compares, before
+// anything is written.
 //
 // Admin-only actions (ForceDetach, ResetStatus) take the caller explicitly,
 // as a Caller argument: the Service never infers admin-ness from a context.
@@ -211,8 +218,23 @@ func (s *Service) dryRun(ctx context.Context, volumeID, op string, build buildFu
 // returns the state as committed (new revisions set) or, for a change with
 // nothing to write, as read.
 func (s *Service) apply(ctx context.Context, lk volattach.Lock, volumeID, op string, build buildFunc) (*state, error) {
+	return s.applyWith(ctx, lk, volumeID, op, build, s.retries, false)
+}
+
+// applyReleasing is apply for the last commit of a locked section: the
+// commit also releases lk (volattach.Txn.Releases), so the section's unlock
+// costs no write. Nothing may be done under lk once it returned without an
+// error; a change with nothing to write leaves lk held, to be unlocked as
+// usual.
+func (s *Service) applyReleasing(ctx context.Context, lk volattach.Lock, volumeID, op string, build buildFunc) (*state, error) {
+	return s.applyWith(ctx, lk, volumeID, op, build, s.retries, true)
+}
+
+// applyWith is apply with retries more attempts after the first, releasing
+// lk in the commit when release is set.
+func (s *Service) applyWith(ctx context.Context, lk volattach.Lock, volumeID, op string, build buildFunc, retries int, release bool) (*state, error) {
 	var last error
-	for attempt := 0; attempt <= s.retries; attempt++ {
+	for attempt := 0; attempt <= retries; attempt++ {
 		st, err := s.read(ctx, volumeID)
 		if err != nil {
 			return nil, err
@@ -224,7 +246,12 @@ func (s *Service) apply(ctx context.Context, lk volattach.Lock, volumeID, op str
 		if c.empty() {
 			return st, nil
 		}
-		_, err = s.store.Commit(ctx, c.txn(lk.Fence()))
+		txn := c.txn()
+		txn.Fences = []volattach.Fence{lk.Fence()}
+		if release {
+			txn.Releases = []volattach.Lock{lk}
+		}
+		_, err = s.store.Commit(ctx, txn)
 		if err == nil {
 			return st, nil
 		}
@@ -237,11 +264,17 @@ func (s *Service) apply(ctx context.Context, lk volattach.Lock, volumeID, op str
 		last = err
 		s.log.WithFields(logrus.Fields{"volume_id": volumeID, "operation": op, "attempt": attempt + 1}).Debug("commit conflict; re-reading")
 	}
-	return nil, &Error{Kind: ErrResourceConflict, Rule: "store_conflict", Reason: fmt.Sprintf("volume %s kept changing during %s", volumeID, op), Err: last}
+	return nil, storeConflict(volumeID, op, last)
 }
 
-// transact is a change without side effects: a dry run, then, if it would
-// change anything, apply under the volume lock.
+// storeConflict is the error of a change whose commit kept conflicting.
+func storeConflict(volumeID, op string, last error) error {
+	return &Error{Kind: ErrResourceConflict, Rule: "store_conflict", Reason: fmt.Sprintf("volume %s kept changing during %s", volumeID, op), Err: last}
+}
+
+// transact is a change without side effects that is still made under the
+// volume lock: a dry run, then, if it would change anything, apply under
+// the lock, releasing it in the commit.
 func (s *Service) transact(ctx context.Context, volumeID, op string, build buildFunc) (*state, error) {
 	changes, err := s.dryRun(ctx, volumeID, op, build)
 	if err != nil || !changes {
@@ -250,7 +283,7 @@ func (s *Service) transact(ctx context.Context, volumeID, op string, build build
 	var st *state
 	err = s.locked(ctx, volumeID, func(ctx context.Context, lk volattach.Lock) error {
 		var err error
-		st, err = s.apply(ctx, lk, volumeID, op, build)
+		st, err = s.applyReleasing(ctx, lk, volumeID, op, build)
 		return err
 	})
 	return st, err
