@@ -107,7 +107,7 @@ END {
 	print ""
 	m = "BenchmarkAttachMemory/etcd=process"
 	print "== memory per attach+detach, client side (etcd in another process)"
-	printf "  %s B/op, %s allocs/op, %s etcd writes/cycle\n", fmt(m, "B/op", "%.0f"), fmt(m, "allocs/op", "%.0f"), metric(m, "writes/cycle")
+	printf "  %s B/op, %s allocs/op; %s etcd writes and %s etcd RPCs (writes + reads) per cycle\n", fmt(m, "B/op", "%.0f"), fmt(m, "allocs/op", "%.0f"), metric(m, "writes/cycle"), metric(m, "rpcs/cycle")
 	if ((getline line < memtop) > 0) print "  where: " memtop " (pprof -top, alloc_space)"
 	scale = 0
 	for (k in n) { split(k, p, SUBSEP); if (p[1] ~ /^BenchmarkScale/) { scale = 1; sc[p[1]] = sc[p[1]] sprintf(" %s=%.2f", p[2], sum[k] / n[k]) } }

@@ -29,7 +29,7 @@ import (
 // also counts each write by what it writes: "txn[instance+mapping]" for a
 // Txn putting or deleting keys of those classes, "put[locks]", and so on.
 type WriteCounter struct {
-	put, del, txn, txnFailed, readTxn, grant, revoke, compact, keepAlive atomic.Int64
+	put, del, txn, txnFailed, readTxn, rng, grant, revoke, compact, keepAlive atomic.Int64
 
 	classify func(key string) string
 	mu       sync.Mutex
@@ -66,8 +66,9 @@ type WriteCounts struct {
 	Put, Delete, Txn int64
 	// TxnFailed is how many of Txn had their compare fail (still writes).
 	TxnFailed int64
-	// ReadTxn counts Txns whose every op is a read: not writes.
-	ReadTxn int64
+	// ReadTxn counts Txns whose every op is a read, Range the KV Range
+	// calls (Get, List): reads, not writes.
+	ReadTxn, Range int64
 	// LeaseGrant and LeaseRevoke are the lease RPCs that go through raft.
 	LeaseGrant, LeaseRevoke int64
 	// Compact counts KV Compact calls.
@@ -105,22 +106,22 @@ func (w WriteCounts) combine(o WriteCounts, sign int64) WriteCounts {
 	return WriteCounts{
 		ByClass: by,
 		Put:     w.Put + sign*o.Put, Delete: w.Delete + sign*o.Delete, Txn: w.Txn + sign*o.Txn,
-		TxnFailed: w.TxnFailed + sign*o.TxnFailed, ReadTxn: w.ReadTxn + sign*o.ReadTxn,
+		TxnFailed: w.TxnFailed + sign*o.TxnFailed, ReadTxn: w.ReadTxn + sign*o.ReadTxn, Range: w.Range + sign*o.Range,
 		LeaseGrant: w.LeaseGrant + sign*o.LeaseGrant, LeaseRevoke: w.LeaseRevoke + sign*o.LeaseRevoke,
 		Compact: w.Compact + sign*o.Compact, KeepAlive: w.KeepAlive + sign*o.KeepAlive,
 	}
 }
 
 // Per returns the counts divided by n, formatted for a log line:
-// "writes=17.00 (txn=9.00 [compare failed 0.00] put=0.00 ...) read-txn=... keepalive=...".
+// "writes=17.00 (txn=9.00 [compare failed 0.00] put=0.00 ...) range=... read-txn=... keepalive=...".
 func (w WriteCounts) Per(n int64) string {
 	if n <= 0 {
 		return "no operations"
 	}
 	d := float64(n)
 	f := func(v int64) string { return fmt.Sprintf("%.2f", float64(v)/d) }
-	line := fmt.Sprintf("writes=%s (txn=%s [compare failed %s] put=%s delete=%s lease-grant=%s lease-revoke=%s compact=%s) read-txn=%s keepalive=%s",
-		f(w.Writes()), f(w.Txn), f(w.TxnFailed), f(w.Put), f(w.Delete), f(w.LeaseGrant), f(w.LeaseRevoke), f(w.Compact), f(w.ReadTxn), f(w.KeepAlive))
+	line := fmt.Sprintf("writes=%s (txn=%s [compare failed %s] put=%s delete=%s lease-grant=%s lease-revoke=%s compact=%s) range=%s read-txn=%s keepalive=%s",
+		f(w.Writes()), f(w.Txn), f(w.TxnFailed), f(w.Put), f(w.Delete), f(w.LeaseGrant), f(w.LeaseRevoke), f(w.Compact), f(w.Range), f(w.ReadTxn), f(w.KeepAlive))
 	classes := slices.Sorted(maps.Keys(w.ByClass))
 	if len(classes) > 0 {
 		line += "; by class:"
@@ -135,7 +136,7 @@ func (w WriteCounts) Per(n int64) string {
 func (c *WriteCounter) Counts() WriteCounts {
 	return WriteCounts{
 		Put: c.put.Load(), Delete: c.del.Load(), Txn: c.txn.Load(), TxnFailed: c.txnFailed.Load(),
-		ReadTxn: c.readTxn.Load(), LeaseGrant: c.grant.Load(), LeaseRevoke: c.revoke.Load(),
+		ReadTxn: c.readTxn.Load(), Range: c.rng.Load(), LeaseGrant: c.grant.Load(), LeaseRevoke: c.revoke.Load(),
 		Compact: c.compact.Load(), KeepAlive: c.keepAlive.Load(),
 		ByClass: c.classes(),
 	}
@@ -190,6 +191,8 @@ func (c *WriteCounter) unary(ctx context.Context, method string, req, reply any,
 		if r, ok := req.(*pb.DeleteRangeRequest); ok {
 			c.count("delete", r.Key)
 		}
+	case "/etcdserverpb.KV/Range":
+		c.rng.Add(1)
 	case "/etcdserverpb.KV/Compact":
 		c.compact.Add(1)
 		c.count("compact")

@@ -55,7 +55,7 @@ func TestWriteCounter(t *testing.T) {
 	}
 
 	w := wc.Counts().Sub(w0)
-	want := etcdtest.WriteCounts{Put: 1, Delete: 1, Txn: 2, TxnFailed: 1, ReadTxn: 1, LeaseGrant: 1, LeaseRevoke: 1, KeepAlive: 1}
+	want := etcdtest.WriteCounts{Put: 1, Delete: 1, Txn: 2, TxnFailed: 1, ReadTxn: 1, Range: 1, LeaseGrant: 1, LeaseRevoke: 1, KeepAlive: 1}
 	got := w
 	got.ByClass = nil
 	if !reflect.DeepEqual(got, want) {
