@@ -423,3 +423,10 @@ func (e *env) checkHistory() {
 		}
 	}
 }
+
+// reset forgets the notifications collected so far.
+func (r *recorder) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = nil
+}
