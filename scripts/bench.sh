@@ -37,7 +37,7 @@ run() {
 	echo "== $dir $bench (-benchtime $benchtime -count $count)" >&2
 	if ! (cd "$root/$dir" && "$bin" -test.run '^$' -test.bench "$bench" -test.benchtime "$benchtime" \
 		-test.count "$count" -test.benchmem -test.timeout 60m "$@" 2>>"$out/stderr.txt" | tee -a "$raw" |
-		grep -E '^(Benchmark|--- (FAIL|SKIP)|    .*(skip|SKIP|FAIL|Error|error))'); then
+		{ grep -E '^(Benchmark|--- (FAIL|SKIP)|    .*(skip|SKIP|FAIL|Error|error))' || true; }); then
 		echo "bench: $dir $bench failed (see $raw and $out/stderr.txt)" >&2
 		fail=1
 	fi
@@ -46,7 +46,9 @@ run() {
 if [ -z "${BENCH_ONLY:-}" ]; then
 	: >"$raw"
 	: >"$out/stderr.txt"
-	for pkg in compute adapters/node; do
+	pkgs="compute adapters/node"
+	if [ "${VOLATTACH_BENCH_SCALE:-}" = 1 ]; then pkgs="$pkgs adapters/etcd"; fi
+	for pkg in $pkgs; do
 		go test -c -o "$out/bin/$(basename $pkg).test" "./$pkg" || exit 1
 	done
 	run compute '^BenchmarkEtcdWrites$' "${WRITES_N:-20}x"
@@ -57,9 +59,11 @@ if [ -z "${BENCH_ONLY:-}" ]; then
 		-test.memprofile "$out/mem.out" -test.memprofilerate 4096
 	run adapters/node '^BenchmarkAttachDetachSCSI$/^path=interleaved$' "${LIBVIRT_N:-20}x"
 	if [ "${VOLATTACH_BENCH_SCALE:-}" = 1 ]; then
-		# The scale benchmarks (compute/scale_bench_test.go, gated by this
-		# variable) run once each: each builds its own population.
+		# The scale benchmarks (BenchmarkScale* in compute and adapters/etcd,
+		# gated by this variable) run once each: each builds its own
+		# population. VOLATTACH_BENCH_SCALE_STORED / _ATTACHED pick sizes.
 		run compute '^BenchmarkScale' 1x
+		run adapters/etcd '^BenchmarkScale' 1x
 	fi
 	if [ -s "$out/mem.out" ]; then
 		{
