@@ -30,6 +30,9 @@ func classify(st *auditState) []Finding {
 func legacyKeyFindings(st *auditState) []Finding {
 	var out []Finding
 	for p, m := range st.legacy {
+		if !st.judged(p.instance) {
+			continue
+		}
 		out = append(out, Finding{
 			Kind: FindingMappingLegacyKey, VolumeID: p.volume, InstanceUUID: p.instance, Host: st.instanceHost(p.instance),
 			Action: RepairRekeyMapping,
@@ -53,7 +56,7 @@ func operationFindings(st *auditState) []Finding {
 	var out []Finding
 	for _, op := range st.unfinished {
 		last := lastCheckpoint(op)
-		if !st.stale(last) {
+		if !st.judgedOp(op) || !st.stale(last) {
 			continue
 		}
 		out = append(out, Finding{
@@ -96,6 +99,11 @@ func (st *auditState) pairs() []pair {
 			if _, ok := st.volumes[d.Serial]; ok {
 				set[pair{d.Serial, inst}] = true
 			}
+		}
+	}
+	for p := range set {
+		if !st.judged(p.instance) {
+			delete(set, p) // another host's
 		}
 	}
 	out := slices.Collect(maps.Keys(set))
@@ -326,7 +334,7 @@ func exportUsed(st *auditState, v *volume.Volume) bool {
 func indexFindings(st *auditState) []Finding {
 	var out []Finding
 	for _, id := range sortedInstanceIDs(st.instances) {
-		if !st.fullScope && id != st.scopeInstance {
+		if !st.indexJudged(id) {
 			continue // not every mapping of the instance was read
 		}
 		if st.busyInstance(id) {
@@ -356,8 +364,8 @@ func (st *auditState) wantIndex(instanceUUID string) map[string]string {
 
 // unknownDiskFindings: guest disks whose serial names no volume.
 func unknownDiskFindings(st *auditState) []Finding {
-	if !st.fullScope {
-		return nil
+	if !st.fullScope && !st.hostScope {
+		return nil // the volumes the disks name were not all read
 	}
 	var out []Finding
 	for _, id := range slices.Sorted(maps.Keys(st.guests)) {

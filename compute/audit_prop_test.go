@@ -111,6 +111,55 @@ func TestReconcileRepairsAnyDrift(t *testing.T) {
 			rt.Logf("drift: %s (volume %d, instance %d)", d.name, v, i)
 			d.apply(e, insts, vols, v, i)
 		}
+		// Both instances are on the reconciler's host: its host pass finds
+		// every finding of the full audit about an instance (but an
+		// attachment without mapping of a volume no mapping or guest disk
+		// names: the sweep's), and nothing the full audit does not find.
+		full, err := r.Audit(ctxT(t))
+		if err != nil {
+			rt.Fatal(err)
+		}
+		host, err := r.AuditHost(ctxT(t))
+		if err != nil {
+			rt.Fatal(err)
+		}
+		named := func(volumeID string) bool {
+			for _, v := range vols {
+				if v.ID != volumeID {
+					continue
+				}
+				if e.recMappingOf(insts, v) != nil {
+					return true
+				}
+				for _, i := range insts {
+					if e.recHasDisk(i.UUID, v.ID) {
+						return true
+					}
+				}
+			}
+			return false
+		}
+		ids := func(fs []compute.Finding, aboutInstance bool) map[string]bool {
+			out := map[string]bool{}
+			for _, f := range fs {
+				if aboutInstance && (f.InstanceUUID == "" || f.Kind == compute.FindingAttachmentNoMapping && !named(f.VolumeID)) {
+					continue
+				}
+				out[f.ID()] = true
+			}
+			return out
+		}
+		fullIDs, hostIDs := ids(full, false), ids(host, false)
+		for id := range ids(full, true) {
+			if !hostIDs[id] {
+				rt.Fatalf("the host pass missed %s\nfull %v\nhost %v", id, full, host)
+			}
+		}
+		for id := range hostIDs {
+			if !fullIDs[id] {
+				rt.Fatalf("the host pass found %s, the full audit not\nfull %v\nhost %v", id, full, host)
+			}
+		}
 		rep, err := r.RunOnce(ctxT(t))
 		if err != nil || len(rep.Left) > 0 {
 			rt.Fatalf("reconcile: %v; left %v; repairs %+v", err, rep.Left, rep.Repairs)

@@ -30,9 +30,18 @@ type auditScope struct {
 	volume, instance string
 	// exports asks for the backends' exports too.
 	exports bool
+	// host: the host pass (hostScope set), the instances of host (""
+	// for the shelved_offloaded ones, which have none), their mappings
+	// and the operations on them or on host, and the volumes those and
+	// the guests' disks name; every mapping and operation is read too,
+	// so each volume and instance judged is judged whole.
+	host      string
+	hostScope bool
+	// pace, when set, rate-limits the paged reads of the pass.
+	pace func(context.Context) error
 }
 
-func (s auditScope) all() bool { return s.volume == "" && s.instance == "" }
+func (s auditScope) all() bool { return s.volume == "" && s.instance == "" && !s.hostScope }
 
 // mayHold reports whether the mapping stored under id may be of the
 // scope's volume or instance: its id parses to one of them, or it has the
@@ -70,9 +79,13 @@ type auditState struct {
 	exports          []volume.Export
 	exportsListed    bool
 	// fullScope: everything was read; otherwise only scopeInstance's
-	// mappings are all known.
+	// mappings are all known, or, in a host pass (hostScope), the
+	// mappings of every instance and the records of hostInstances.
 	fullScope     bool
 	scopeInstance string
+	hostScope     bool
+	scopeHost     string
+	hostInstances map[string]bool
 	// idx indexes the above by volume and instance (built on first use,
 	// once everything is loaded).
 	idx *auditIndex
@@ -94,6 +107,13 @@ func (r *Reconciler) load(ctx context.Context, scope auditScope) (*auditState, e
 		attachments: map[string][]*volume.Attachment{}, guests: map[string]guestView{},
 		instanceMappings: map[string][]string{},
 		fullScope:        scope.all(), scopeInstance: scope.instance,
+		hostScope: scope.hostScope, scopeHost: scope.host, hostInstances: map[string]bool{},
+	}
+	if scope.all() || scope.hostScope {
+		if err := r.scanAll(ctx, st, scope); err != nil {
+			return nil, err
+		}
+		return st, nil
 	}
 	store := r.cfg.Store
 	// Mappings first: they name the operations in progress.
@@ -135,15 +155,24 @@ func (r *Reconciler) load(ctx context.Context, scope auditScope) (*auditState, e
 		return nil, err
 	}
 	r.loadGuests(ctx, st)
-	if (scope.all() || scope.exports) && r.repairer != nil {
-		st.exports, _, err = r.repairer.Exports(ctx)
-		if err != nil {
-			r.log.WithError(err).Warn("reconciler: listing the backends' exports failed; exports not audited")
-		} else {
-			st.exportsListed = true
-		}
+	if scope.exports {
+		r.loadExports(ctx, st)
 	}
 	return st, nil
+}
+
+// loadExports lists the backends' exports.
+func (r *Reconciler) loadExports(ctx context.Context, st *auditState) {
+	if r.repairer == nil {
+		return
+	}
+	var err error
+	st.exports, _, err = r.repairer.Exports(ctx)
+	if err != nil {
+		r.log.WithError(err).Warn("reconciler: listing the backends' exports failed; exports not audited")
+	} else {
+		st.exportsListed = true
+	}
 }
 
 // getIfExists reads rec; a missing record leaves it as it was and is not
@@ -239,10 +268,19 @@ func (r *Reconciler) loadVolumes(ctx context.Context, st *auditState, scope audi
 		if scope.volume != "" {
 			ids = append(ids, scope.volume)
 		}
-		slices.Sort(ids)
-		ids = slices.Compact(ids)
 	}
+	return r.getVolumes(ctx, st, ids)
+}
+
+// getVolumes reads the volumes ids names (sorted and deduplicated here),
+// each with its own Get, and the attachments each lists.
+func (r *Reconciler) getVolumes(ctx context.Context, st *auditState, ids []string) error {
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
 	for _, id := range ids {
+		if _, ok := st.volumes[id]; ok || id == "" || strings.Contains(id, "/") {
+			continue // read, or no volume's id (a guest disk's foreign serial)
+		}
 		v := &volume.Volume{ID: id}
 		if err := getIfExists(ctx, r.cfg.Store, v); err != nil {
 			return err

@@ -605,23 +605,58 @@ func TestTwoReconcilersDoNotFight(t *testing.T) {
 	e.recRequireClean()
 }
 
+// TestRunRepairsAtStartAndOnTrigger: Run makes a host pass at once and on
+// Trigger (its Interval and SweepInterval an hour away).
 func TestRunRepairsAtStartAndOnTrigger(t *testing.T) {
 	e := newEnv(t)
-	first, second := e.volume(), e.volume()
-	if err := e.volumes.Reserve(ctxT(t), first.ID); err != nil {
-		t.Fatal(err)
+	first, second := e.instance(), e.instance()
+	drift := func(i *compute.Instance) {
+		e.update(i, func(i *compute.Instance) { i.BlockDevices = map[string]string{"gone": "/dev/vdz"} })
 	}
-	r := e.recNew(func(c *compute.ReconcilerConfig) { c.Interval = time.Hour })
+	repaired := func(i *compute.Instance) func() bool {
+		return func() bool { return len(e.reload(i).BlockDevices) == 0 }
+	}
+	drift(first)
+	r := e.recNew(func(c *compute.ReconcilerConfig) { c.Interval, c.SweepInterval = time.Hour, time.Hour })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	e.recAwaitStatus(first.ID, volume.StatusAvailable)
-	if err := e.volumes.Reserve(ctxT(t), second.ID); err != nil {
+	e.recAwait("the first instance's index rebuilt", repaired(first))
+	drift(second)
+	r.Trigger()
+	e.recAwait("the second instance's index rebuilt", repaired(second))
+}
+
+// TestRunSweepsEverySweepInterval: what no host pass judges (a volume no
+// instance uses, reserved by nobody) is repaired by Run's sweep.
+func TestRunSweepsEverySweepInterval(t *testing.T) {
+	e := newEnv(t)
+	v := e.volume()
+	if err := e.volumes.Reserve(ctxT(t), v.ID); err != nil {
 		t.Fatal(err)
 	}
-	r.Trigger()
-	e.recAwaitStatus(second.ID, volume.StatusAvailable)
+	r := e.recNew(func(c *compute.ReconcilerConfig) { c.Interval, c.SweepInterval = time.Hour, 10*time.Millisecond })
+	if found, err := r.AuditHost(ctxT(t)); err != nil || len(found) != 0 {
+		t.Fatalf("host pass: %v %v; want nothing (the volume is no instance's)", found, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	e.recAwaitStatus(v.ID, volume.StatusAvailable)
+}
+
+// recAwait polls cond until it holds, failing after a deadline.
+func (e *env) recAwait(what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s: never happened", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling with a deadline
+	}
 }
 
 // recAwaitStatus polls the volume until it has status, failing after a

@@ -18,6 +18,8 @@ const (
 	DefaultReconcileInterval = time.Minute
 	DefaultReconcileGrace    = 2 * time.Minute
 	DefaultRetention         = 7 * 24 * time.Hour
+	DefaultSweepInterval     = 30 * time.Minute
+	DefaultSweepPageRate     = 20
 )
 
 // VolumeRepairer is the volume side's repair surface, beside VolumeAPI:
@@ -62,9 +64,21 @@ type ReconcilerConfig struct {
 	// API is the compute API whose Reconcile finishes what a stopped API
 	// call left; default: one built from the fields above.
 	API *API
-	// Interval is the time between two passes of Run (default
-	// DefaultReconcileInterval).
+	// Interval is the time between two host passes of Run (default
+	// DefaultReconcileInterval): RunHost, whose cost follows this host's
+	// instances and the open operations, not the volumes stored.
 	Interval time.Duration
+	// SweepInterval is the time between two sweeps of Run, full audits
+	// of every volume, attachment, mapping, instance, operation and
+	// export (Sweep); default DefaultSweepInterval, the first one
+	// SweepInterval after Run starts. Negative: Run never sweeps (another
+	// reconciler of the deployment does; one or two suffice).
+	SweepInterval time.Duration
+	// SweepPageRate bounds the pages (volattach.DefaultScanPage records
+	// each) a sweep reads per second, so a sweep of a large store spreads
+	// its reads over time (default DefaultSweepPageRate: 10,000 records
+	// a second). Negative: unpaced.
+	SweepPageRate float64
 	// Grace is how long an operation may go without a checkpoint, and a
 	// volume without a change, before the audit judges it: a younger one
 	// may be in the hands of a live API call that holds no lock (default
@@ -138,6 +152,12 @@ func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 	if cfg.Retention == 0 {
 		cfg.Retention = DefaultRetention
 	}
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = DefaultSweepInterval
+	}
+	if cfg.SweepPageRate == 0 {
+		cfg.SweepPageRate = DefaultSweepPageRate
+	}
 	r := &Reconciler{cfg: cfg, manager: cfg.Manager, repairer: cfg.Repairer, host: cfg.Host, driver: cfg.Driver, wake: make(chan struct{}, 1)}
 	if r.manager != nil {
 		r.host, r.driver = r.manager.cfg.Host, r.manager.cfg.Driver
@@ -204,13 +224,37 @@ const (
 	maxAttempts = 2
 )
 
-// RunOnce makes one pass: it audits, repairs every finding in repair order
-// (resuming unfinished operations first), audits again until nothing new
-// is found, and removes finished operation records past their retention.
-// A healthy system costs reads only. The error joins the failures of the
-// pass; the Report says what was done and what is left.
+// RunOnce makes one full pass, unpaced: it audits everything (Audit),
+// repairs every finding in repair order (resuming unfinished operations
+// first), audits again until nothing new is found, and removes finished
+// operation records past their retention. A healthy system costs reads
+// only. The error joins the failures of the pass; the Report says what was
+// done and what is left.
 func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
+	return r.pass(ctx, func() auditScope { return auditScope{exports: true} })
+}
+
+// RunHost makes one host pass: RunOnce on what AuditHost reads. It is what
+// Run does every Interval.
+func (r *Reconciler) RunHost(ctx context.Context) (Report, error) {
+	return r.pass(ctx, r.hostScope)
+}
+
+// Sweep makes one full pass as RunOnce does, its reads paced at
+// SweepPageRate pages a second. It is what Run does every SweepInterval.
+func (r *Reconciler) Sweep(ctx context.Context) (Report, error) {
+	return r.pass(ctx, func() auditScope { return auditScope{exports: true, pace: pacer(r.cfg.SweepPageRate)} })
+}
+
+// hostScope is the scope of a host pass; each call paces afresh.
+func (r *Reconciler) hostScope() auditScope {
+	return auditScope{host: r.host, hostScope: true}
+}
+
+// pass audits in scope, repairs, audits again and collects.
+func (r *Reconciler) pass(ctx context.Context, scope func() auditScope) (Report, error) {
 	var rep Report
+	var last *auditState
 	var errs []error
 	failed := map[string]error{} // the last failure of each repair that failed
 	// done holds the findings repaired, or whose repair is not this
@@ -220,10 +264,12 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 	done := map[string]bool{}
 	attempts := map[string]int{}
 	for round := 0; ; round++ {
-		findings, err := r.Audit(ctx)
+		st, err := r.load(ctx, scope())
 		if err != nil {
 			return rep, errors.Join(append(errs, err)...)
 		}
+		last = st
+		findings := classify(st)
 		if round == 0 {
 			rep.Findings = findings
 		}
@@ -269,7 +315,7 @@ func (r *Reconciler) RunOnce(ctx context.Context) (Report, error) {
 			errs = append(errs, err) // still there: the pass failed on it
 		}
 	}
-	n, err := r.collect(ctx)
+	n, err := r.collect(ctx, last)
 	rep.Collected = n
 	if err != nil {
 		errs = append(errs, err)
@@ -285,9 +331,25 @@ func notMine(err error) bool {
 
 // Audit reads the records, this host's guests and the backends' exports
 // and returns every stuck or drifting item, in repair order. It writes
-// nothing (a dry run).
+// nothing (a dry run). It reads each kind of record in pages at one
+// revision (volattach.Scan).
 func (r *Reconciler) Audit(ctx context.Context) ([]Finding, error) {
-	st, err := r.load(ctx, auditScope{})
+	st, err := r.load(ctx, auditScope{exports: true})
+	if err != nil {
+		return nil, err
+	}
+	return classify(st), nil
+}
+
+// AuditHost is Audit for this host only (for a reconciler without a host:
+// the shelved_offloaded instances, which have none): its instances and
+// their guests, their mappings, the unfinished operations of this host or
+// on its instances, and the volumes and attachments those and the guests'
+// disks name. It reads every instance, mapping and operation in pages of
+// values, and the volumes it judges one by one; the rest of the store
+// (volumes no instance of the host uses, exports) is the sweep's.
+func (r *Reconciler) AuditHost(ctx context.Context) ([]Finding, error) {
+	st, err := r.load(ctx, r.hostScope())
 	if err != nil {
 		return nil, err
 	}
@@ -303,18 +365,26 @@ func (r *Reconciler) Trigger() {
 	}
 }
 
-// Run makes a pass at once, then every Interval and whenever Trigger is
-// called, until ctx ends; it returns ctx's error. Failed passes are logged
-// and retried at the next tick.
+// Run makes a host pass (RunHost) at once, then every Interval and
+// whenever Trigger is called, and a paced full pass (Sweep) every
+// SweepInterval, until ctx ends; it returns ctx's error. Failed passes are
+// logged and retried at the next tick.
 func (r *Reconciler) Run(ctx context.Context) error {
 	t := time.NewTicker(r.cfg.Interval)
 	defer t.Stop()
+	var sweep <-chan time.Time
+	if r.cfg.SweepInterval > 0 {
+		st := time.NewTicker(r.cfg.SweepInterval)
+		defer st.Stop()
+		sweep = st.C
+	}
+	kind, run := "host", r.RunHost
 	for {
-		rep, err := r.RunOnce(ctx)
+		rep, err := run(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		log := r.log.WithFields(logrus.Fields{"found": len(rep.Findings), "repairs": len(rep.Repairs), "left": len(rep.Left), "collected": rep.Collected})
+		log := r.log.WithFields(logrus.Fields{"pass": kind, "found": len(rep.Findings), "repairs": len(rep.Repairs), "left": len(rep.Left), "collected": rep.Collected})
 		switch {
 		case err != nil:
 			log.WithError(err).Warn("reconciler: pass ended with errors")
@@ -325,7 +395,11 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
+			kind, run = "host", r.RunHost
 		case <-r.wake:
+			kind, run = "host", r.RunHost
+		case <-sweep:
+			kind, run = "sweep", r.Sweep
 		}
 	}
 }

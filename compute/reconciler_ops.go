@@ -56,38 +56,24 @@ type queueForgetter interface {
 }
 
 // collect removes the records of operations finished longer ago than the
-// retention, unless a mapping still names them; each removal compares the
-// record's revision, so an operation written meanwhile is kept. The
-// history entries stay. It returns how many it removed.
-func (r *Reconciler) collect(ctx context.Context) (int, error) {
-	if r.cfg.Retention < 0 {
+// retention, among those the pass's last audit read and judged (a host
+// pass: its host's), unless a mapping still names them; each removal
+// compares the record's revision and the mapping's, as read, so an
+// operation or mapping written meanwhile is kept. The history entries
+// stay. It returns how many it removed.
+func (r *Reconciler) collect(ctx context.Context, st *auditState) (int, error) {
+	if r.cfg.Retention < 0 || st == nil {
 		return 0, nil
-	}
-	ids, err := r.cfg.Store.List(ctx, volattach.KindOperation, "", "", 0)
-	if err != nil {
-		return 0, err
 	}
 	now := r.cfg.Clock()
 	var errs []error
 	n := 0
-	for _, id := range ids {
-		op := &Operation{ID: id}
-		if err := r.cfg.Store.Get(ctx, op); err != nil {
-			if !errors.Is(err, volattach.ErrNotFound) {
-				errs = append(errs, err)
-			}
-			continue
-		}
-		if !op.Done() || now.Sub(lastCheckpoint(op)) < r.cfg.Retention {
-			continue
-		}
-		m := &BlockDeviceMapping{VolumeID: op.VolumeID, InstanceUUID: op.InstanceUUID}
-		if err := getIfExists(ctx, r.cfg.Store, m); err != nil {
-			errs = append(errs, err)
+	for _, op := range st.finished {
+		if !st.judgedOp(op) || now.Sub(lastCheckpoint(op)) < r.cfg.Retention {
 			continue
 		}
 		txn := volattach.Txn{Deletes: []volattach.Record{op}}
-		if m.UUID != "" {
+		if m := st.mappings[pair{op.VolumeID, op.InstanceUUID}]; m != nil {
 			if m.OperationID == op.ID {
 				continue
 			}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/volattach/volattach"
 	"github.com/volattach/volattach/compute"
 	"github.com/volattach/volattach/volume"
 )
@@ -80,6 +81,70 @@ func TestReconcileHealthySystemWritesNothing(t *testing.T) {
 	}
 	if after := e.recRevision(); after != before {
 		t.Fatalf("a reconcile of a healthy system wrote: revision %d -> %d", before, after)
+	}
+	for name, pass := range map[string]func(context.Context) (compute.Report, error){"host": r.RunHost, "sweep": r.Sweep} {
+		rep, err := pass(ctxT(t))
+		if err != nil || len(rep.Findings) != 0 || len(rep.Repairs) != 0 || rep.Collected != 0 {
+			t.Fatalf("%s pass of a healthy system: %v %+v", name, err, rep)
+		}
+	}
+	if after := e.recRevision(); after != before {
+		t.Fatalf("a host pass or sweep of a healthy system wrote: revision %d -> %d", before, after)
+	}
+}
+
+// TestHostPassJudgesOnlyItsHost: a host pass judges its own instances and
+// what they use; the drift of an instance on another host, and of a volume
+// none of its instances uses, is left to that host's pass and to the full
+// audit, which find it.
+func TestHostPassJudgesOnlyItsHost(t *testing.T) {
+	e := newEnv(t)
+	mine, other := e.instance(), e.instance()
+	e.update(other, func(i *compute.Instance) { i.Host = "compute-2" })
+	v, lone, unmapped := e.volume(), e.volume(), e.volume()
+	e.attach(mine, v)
+	// Both device indexes name a volume neither instance has a mapping of;
+	// a volume no instance uses has a hand-written status; a reservation
+	// of mine has no mapping (nothing of mine names its volume).
+	for _, i := range []*compute.Instance{mine, other} {
+		e.update(i, func(i *compute.Instance) { i.BlockDevices = map[string]string{v.ID: "/dev/vdb", "gone": "/dev/vdz"} })
+	}
+	stored, err := e.volumes.GetVolume(ctxT(t), lone.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored.Status, stored.AttachStatus = volume.StatusInUse, volume.AttachAttached
+	e.recPut([]volattach.Record{stored})
+	if _, err := e.volumes.AttachmentCreate(ctxT(t), unmapped.ID, mine.UUID, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+
+	r := e.recNew()
+	host, err := r.AuditHost(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(host) != 1 || host[0].Kind != compute.FindingIndexDrift || host[0].InstanceUUID != mine.UUID {
+		t.Fatalf("host pass found %v; want only %s's index drift", host, mine.UUID)
+	}
+	full, err := r.Audit(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[compute.FindingKind]int{}
+	for _, f := range full {
+		kinds[f.Kind]++
+	}
+	if kinds[compute.FindingIndexDrift] != 2 || kinds[compute.FindingStatusDrift] != 1 || kinds[compute.FindingAttachmentNoMapping] != 1 {
+		t.Fatalf("full audit found %v; want both index drifts, the hand-written status and the reservation", full)
+	}
+	// The other host's pass judges its instance (it has no guest there).
+	theirs, err := e.recNew(func(c *compute.ReconcilerConfig) { c.Manager, c.Host = nil, "compute-2" }).AuditHost(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(theirs) != 1 || theirs[0].Kind != compute.FindingIndexDrift || theirs[0].InstanceUUID != other.UUID {
+		t.Fatalf("compute-2's host pass found %v; want only %s's index drift", theirs, other.UUID)
 	}
 }
 
