@@ -26,17 +26,8 @@ POOL=volumes
 CONF=$D/ceph.conf
 ADMIN=(-c "$CONF" -n client.admin -k "$D/client.admin.keyring")
 
-packages=(ceph-mon ceph-osd ceph-common)
-missing=()
-for p in "${packages[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	log "installing ${missing[*]}"
-	$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
-		--no-install-recommends "${missing[@]}" >/dev/null
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib/packages.sh"
+ensure_packages ceph-mon ceph-osd ceph-common
 
 # answers: the pool can be listed with the backend's own key (monitor, OSD,
 # pool and key all work).

@@ -20,18 +20,10 @@ KEYSTONE_DIR=${VOLATTACH_KEYSTONE_DIR:-/var/lib/volattach/keystone}
 KEYSTONE_URL=http://127.0.0.1:5000/v3
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
 
-packages=(keystone python3-openstackclient)
-missing=()
-for p in "${packages[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	log "installing ${missing[*]}"
-	$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
-	# The package's own start of keystone is refused without systemd; fine.
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
-		--no-install-recommends "${missing[@]}" >/dev/null
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib/packages.sh"
+# The package's own start of keystone is refused without systemd; fine.
+# curl: answers() asks Keystone with it.
+ensure_packages keystone python3-openstackclient curl
 
 $SUDO mkdir -p "$KEYSTONE_DIR"
 $SUDO chmod 0700 "$KEYSTONE_DIR"

@@ -21,17 +21,8 @@ fi
 D=${VOLATTACH_NFS_DIR:-/var/lib/volattach/nfs}
 EXPORT=$D/export
 
-packages=(nfs-ganesha nfs-ganesha-vfs rpcbind qemu-utils qemu-block-extra)
-missing=()
-for p in "${packages[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	log "installing ${missing[*]}"
-	$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
-		--no-install-recommends "${missing[@]}" >/dev/null
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib/packages.sh"
+ensure_packages nfs-ganesha nfs-ganesha-vfs rpcbind qemu-utils qemu-block-extra
 
 # answers: QEMU's own NFS client reads a probe file through the export.
 answers() {

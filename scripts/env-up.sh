@@ -13,19 +13,11 @@ else
 	SUDO=
 fi
 
-packages=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
-	qemu-utils qemu-block-extra tgt)
+. "$(dirname "${BASH_SOURCE[0]}")/lib/packages.sh"
 # graphviz: dot draws docs/*.svg from the tables (make docs, make docs-check).
-packages+=(graphviz)
-missing=()
-for p in "${packages[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	log "installing ${missing[*]}"
-	$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# procps: pgrep and pkill, below.
+ensure_packages libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 \
+	qemu-utils qemu-block-extra tgt graphviz procps
 
 # libvirtd's QEMU driver refuses to start without the libvirt-qemu user; the
 # package that normally creates it (libvirt-daemon-system) expects systemd.
