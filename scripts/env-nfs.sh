@@ -22,13 +22,19 @@ D=${VOLATTACH_NFS_DIR:-/var/lib/volattach/nfs}
 EXPORT=$D/export
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib/packages.sh"
-ensure_packages nfs-ganesha nfs-ganesha-vfs rpcbind qemu-utils qemu-block-extra
+# netbase: /etc/services, where rpcbind and rpcinfo look up their port
+# (a minimal Debian has none: rpcbind then binds nothing, and rpcinfo says
+# "RPC: Unknown host"); procps: pgrep and pkill.
+ensure_packages nfs-ganesha nfs-ganesha-vfs rpcbind netbase procps qemu-utils qemu-block-extra
 
 # answers: QEMU's own NFS client reads a probe file through the export.
 answers() {
 	[ -f "$EXPORT/.probe" ] && timeout 20 qemu-img info -f raw "nfs://127.0.0.1$EXPORT/.probe" >/dev/null 2>&1
 }
 
+# ganesha's VFS FSAL finds the exported file system in /etc/mtab; a
+# minimal root (a chroot, some containers) has none: the usual symlink.
+[ -e /etc/mtab ] || $SUDO ln -s ../proc/self/mounts /etc/mtab
 $SUDO mkdir -p "$EXPORT"
 # QEMU (user libvirt-qemu) walks to the volume files; their own modes
 # protect them.
@@ -51,6 +57,13 @@ wait_for() { # wait_for DESCRIPTION COMMAND...: poll up to 60 s
 }
 
 if ! rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then
+	# One that runs but does not answer (started before /etc/services
+	# existed, say) holds its socket: it goes first.
+	if pgrep -x rpcbind -r R,S,D,I >/dev/null 2>&1; then
+		log "rpcbind runs but does not answer; restarting it"
+		$SUDO pkill -x rpcbind || true
+		for _ in $(seq 1 50); do pgrep -x rpcbind -r R,S,D,I >/dev/null 2>&1 || break; sleep 0.1; done
+	fi
 	log "starting rpcbind"
 	$SUDO mkdir -p /run/rpcbind
 	$SUDO rpcbind -w
@@ -90,10 +103,11 @@ EXPORT {
 }
 EOF
 
-if [ -f "$D/ganesha.pid" ] && kill -0 "$(cat "$D/ganesha.pid")" 2>/dev/null; then
+pid=$(cat "$D/ganesha.pid" 2>/dev/null || true)
+if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
 	log "ganesha.nfsd runs but does not answer; restarting it"
-	$SUDO kill "$(cat "$D/ganesha.pid")" || true
-	for _ in $(seq 1 50); do kill -0 "$(cat "$D/ganesha.pid")" 2>/dev/null || break; sleep 0.1; done
+	$SUDO kill "$pid" || true
+	for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 fi
 log "starting ganesha.nfsd"
 $SUDO mkdir -p /var/run/ganesha /var/lib/nfs/ganesha

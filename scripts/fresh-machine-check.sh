@@ -124,12 +124,23 @@ log "cloned $REPO at $COMMIT into $ROOT/root/volattach"
 # The machine's network set-up, not the project's: apt's proxy is the relay.
 echo "Acquire::http::Proxy \"http://127.0.0.1:$RELAY_PORT\";" >"$ROOT/etc/apt/apt.conf.d/00fresh-machine-relay"
 
+# Inside: the root is a mount point of its own, as / is on a machine (a
+# chrooted process sees no mount for its / otherwise, and ganesha's VFS
+# FSAL finds no file system for the export); a veth pair gives the
+# namespace an address besides loopback, as a machine has (ganesha
+# resolves Bind_addr with AI_ADDRCONFIG, which fails with loopback only);
+# 192.0.2.1 (TEST-NET-1) leads nowhere.
 unshare --net --mount --pid --fork --kill-child --propagation private -- /bin/bash -c '
 	set -e
+	mount --bind "$1" "$1"
 	mount -t proc proc "$1/proc"
 	mount -t sysfs sysfs "$1/sys"
 	mount -t tmpfs -o mode=1777 tmpfs "$1/dev/shm"
 	ip link set lo up
+	ip link add fresh0 type veth peer name fresh1
+	ip addr add 192.0.2.1/24 dev fresh0
+	ip link set fresh0 up
+	ip link set fresh1 up
 	touch "$1/.ns-ready"
 	exec sleep infinity' _ "$ROOT" &
 unshare_pid=$!
@@ -156,6 +167,11 @@ in_root() {
 	nsenter -t "$init" -n -m -p -- chroot "$ROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 CI="${CI:-}" \
 		PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
 }
+
+for _ in $(seq 1 100); do
+	in_root bash -c 'exec 3<>/dev/tcp/127.0.0.1/'$RELAY_PORT 2>/dev/null && break
+	sleep 0.1
+done
 
 # The host's daemons are out of reach from the namespace.
 if in_root bash -c 'exec 3<>/dev/tcp/127.0.0.1/3300' 2>/dev/null; then
