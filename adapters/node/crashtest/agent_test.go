@@ -13,7 +13,6 @@ import (
 	"github.com/volattach/volattach/adapters/etcd"
 	"github.com/volattach/volattach/adapters/libvirt"
 	"github.com/volattach/volattach/adapters/node"
-	"github.com/volattach/volattach/adapters/storage/file"
 	"github.com/volattach/volattach/volume"
 )
 
@@ -40,9 +39,9 @@ const (
 )
 
 // agentConfig is the node an agent runs: the host agent of host, on the
-// test's etcd, with the file backend over volumeDir wrapped by wrap.
-func agentConfig(endpoints []string, prefix, host, volumeDir, stateDir string, wrap func(*file.Backend) volume.Backend) (node.Config, error) {
-	fb, err := file.New(file.Config{Dir: volumeDir})
+// test's etcd, with st's backend wrapped by wrap.
+func agentConfig(endpoints []string, prefix, host, stateDir string, st storage, wrap func(volume.Backend) volume.Backend) (node.Config, error) {
+	b, opts, err := st.backend(wrap)
 	if err != nil {
 		return node.Config{}, err
 	}
@@ -53,20 +52,37 @@ func agentConfig(endpoints []string, prefix, host, volumeDir, stateDir string, w
 			Prefix:     prefix,
 			SessionTTL: agentTTL,
 		},
-		Backends: []volume.Backend{wrap(fb)},
-		Libvirt: node.LibvirtConfig{Options: []libvirt.Option{
+		Backends: []volume.Backend{b},
+		Libvirt: node.LibvirtConfig{Options: append([]libvirt.Option{
 			libvirt.WithInitiatorFile(""), libvirt.WithStateDir(stateDir),
-		}},
+		}, opts...)},
 		// The reconciler of a dying agent is not what this test is about.
 		Reconcile: node.ReconcileConfig{Disabled: true},
 	}, nil
 }
 
-// blockingAttach is the file backend with a volume-side attach hook that
-// never returns: the agent stops inside the attach's last step, after the
-// disk is in the guest and connection_info is saved, holding the instance
-// and volume locks, exactly where the test kills it.
-type blockingAttach struct{ *file.Backend }
+// startHost starts a node of cfg and, as node.Start does for a
+// node.Config.RBD, defines the host's ceph secret in libvirt (nothing for
+// the file backend).
+func startHost(ctx context.Context, cfg node.Config) (*node.Node, error) {
+	n, err := node.Start(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Libvirt().DefineCephSecret(ctx); err != nil {
+		n.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return n, nil
+}
+
+func plain(b volume.Backend) volume.Backend { return b }
+
+// blockingAttach is a backend with a volume-side attach hook that never
+// returns: the agent stops inside the attach's last step, after the disk is
+// in the guest and connection_info is saved, holding the instance and
+// volume locks, exactly where the test kills it.
+type blockingAttach struct{ volume.Backend }
 
 // AttachVolume reports that the hook was entered and blocks until the
 // process is killed.
@@ -76,22 +92,30 @@ func (b blockingAttach) AttachVolume(ctx context.Context, v volume.Volume, insta
 	select {}
 }
 
+// ValidateConnector is the wrapped backend's.
+func (b blockingAttach) ValidateConnector(c volume.Connector) error {
+	if v, ok := b.Backend.(volume.ConnectorValidator); ok {
+		return v.ValidateConnector(c)
+	}
+	return nil
+}
+
 // runAgent is the agent process: it never returns normally (the test kills
 // it); a start-up failure exits 2 with the reason on stderr.
 func runAgent() int {
 	ctx, cancel := context.WithTimeout(context.Background(), agentStartWait)
 	defer cancel()
-	wrap := func(b *file.Backend) volume.Backend { return b }
+	wrap := plain
 	if os.Getenv(envBlockAttach) != "" {
-		wrap = func(b *file.Backend) volume.Backend { return blockingAttach{b} }
+		wrap = func(b volume.Backend) volume.Backend { return blockingAttach{b} }
 	}
 	cfg, err := agentConfig(strings.Split(os.Getenv(envEndpoints), ","), os.Getenv(envPrefix), os.Getenv(envHost),
-		os.Getenv(envVolumeDir), os.Getenv(envStateDir), wrap)
+		os.Getenv(envStateDir), storageFromEnv(), wrap)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agent:", err)
 		return 2
 	}
-	n, err := node.Start(ctx, cfg)
+	n, err := startHost(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agent:", err)
 		return 2

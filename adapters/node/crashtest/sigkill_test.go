@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"strings"
@@ -21,7 +23,6 @@ import (
 	"github.com/volattach/volattach/adapters/libvirt"
 	"github.com/volattach/volattach/adapters/libvirt/libvirttest"
 	"github.com/volattach/volattach/adapters/node"
-	"github.com/volattach/volattach/adapters/storage/file"
 	"github.com/volattach/volattach/adapters/testenv"
 	"github.com/volattach/volattach/compute"
 	"github.com/volattach/volattach/volume"
@@ -35,41 +36,46 @@ func TestMain(m *testing.M) {
 }
 
 // scene is one crash test's world: a real guest on the local libvirtd,
-// the test's etcd, a file backend directory QEMU can reach, a node in this
-// process acting as the API (a host of its own, whose agent gets no work),
-// and the agent process of the guest's host.
+// the test's etcd, the storage of one backend (a file backend directory
+// QEMU can reach, or the Ceph cluster), a node in this process acting as
+// the API (a host of its own, whose agent gets no work), and the agent
+// process of the guest's host.
 type scene struct {
 	virt      *libvirt.Adapter
 	api       *node.Node
 	agent     *agentProcess
 	instance  string
 	host      string
-	dir       string
+	storage   storage
+	created   func(volumeID string)
 	stateDir  string
 	endpoints []string
 	prefix    string
 }
 
-// newScene sets a scene up; blockAttach makes the agent block inside the
-// volume-side attach hook.
-func newScene(t *testing.T, blockAttach bool) *scene {
+// newScene sets a scene up on the backend kind; blockAttach makes the
+// agent block inside the volume-side attach hook.
+func newScene(t *testing.T, kind string, blockAttach bool) *scene {
 	t.Helper()
 	testenv.NeedCommand(t, "qemu-img")
 	sc := &scene{virt: libvirttest.Adapter(t)}
+	// The storage's cleanup runs after the guest's: a guest still holding
+	// an RBD image open would keep Ceph from removing it.
+	sc.storage, sc.created = newStorage(t, kind)
 	guest := libvirttest.Guest(t, sc.virt, true)
-	sc.dir = volumeDir(t)
 	sc.stateDir = t.TempDir() // the agent host's identity (its initiator name)
 	sc.host = "crash-agent-" + randomHex(t)
 	sc.endpoints, sc.prefix = etcdtest.Endpoints(t), etcdtest.Prefix(t)
-	apiCfg, err := agentConfig(sc.endpoints, sc.prefix, "crash-api-"+randomHex(t), sc.dir, t.TempDir(), plain)
+	apiCfg, err := agentConfig(sc.endpoints, sc.prefix, "crash-api-"+randomHex(t), t.TempDir(), sc.storage, plain)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sc.api = startNode(t, apiCfg)
 	env := map[string]string{
 		envEndpoints: strings.Join(sc.endpoints, ","), envPrefix: sc.prefix, envHost: sc.host,
-		envVolumeDir: sc.dir, envStateDir: sc.stateDir, envGuest: guest,
+		envStateDir: sc.stateDir, envGuest: guest,
 	}
+	maps.Copy(env, sc.storage.env())
 	if blockAttach {
 		env[envBlockAttach] = "1"
 	}
@@ -78,14 +84,24 @@ func newScene(t *testing.T, blockAttach bool) *scene {
 	return sc
 }
 
-func plain(b *file.Backend) volume.Backend { return b }
+// createVolume creates a 16 MiB volume on the scene's backend, its
+// storage removed at cleanup if the test does not delete it.
+func (sc *scene) createVolume(ctx context.Context, t *testing.T) *volume.Volume {
+	t.Helper()
+	v, err := sc.api.Volumes().CreateVolume(ctx, volume.VolumeSpec{Backend: sc.storage.kind, SizeBytes: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.created(v.ID)
+	return v
+}
 
 // resume starts a new agent for the host, in this process and without the
 // hook, with its reconciler judging at once (it resumes what the dead agent
 // left as soon as the dead agent's lease lapses).
 func (sc *scene) resume(t *testing.T) *node.Node {
 	t.Helper()
-	cfg, err := agentConfig(sc.endpoints, sc.prefix, sc.host, sc.dir, sc.stateDir, plain)
+	cfg, err := agentConfig(sc.endpoints, sc.prefix, sc.host, sc.stateDir, sc.storage, plain)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +123,63 @@ func (sc *scene) detachAndDelete(ctx context.Context, t *testing.T, resumed *nod
 	}
 }
 
-// TestAgentKilledMidAttach: a host agent process killed with SIGKILL in the
+// sigkillPoint is one place the tests kill the agent process.
+type sigkillPoint struct {
+	name string
+	run  func(t *testing.T, kind string)
+}
+
+// sigkillPoints: inside the volume-side attach hook, and at the two
+// checkpoints a watch can catch before the attach ends.
+var sigkillPoints = []sigkillPoint{
+	{"in_volume_attach", agentKilledMidAttach},
+	{"at_" + string(compute.StepConnectionInitialized), func(t *testing.T, kind string) {
+		agentKilledAtWatchedStep(t, kind, compute.StepConnectionInitialized)
+	}},
+	{"at_" + string(compute.StepConnectionSaved), func(t *testing.T, kind string) {
+		agentKilledAtWatchedStep(t, kind, compute.StepConnectionSaved)
+	}},
+}
+
+// TestAgentKilled runs every SIGKILL crash point on every backend (the
+// file backend, and RBD on the Ceph cluster of scripts/env-ceph.sh) and
+// reports, per backend, "SIGKILL crash points recovered (BACKEND): Y/Y"
+// (testenv.Report: make test shows it).
+func TestAgentKilled(t *testing.T) {
+	for _, kind := range backends {
+		t.Run(kind, func(t *testing.T) {
+			ran, recovered, skipped := 0, 0, 0
+			for _, p := range sigkillPoints {
+				started, skip := false, false
+				ok := t.Run(p.name, func(t *testing.T) {
+					started = true
+					defer func() { skip = t.Skipped() }()
+					p.run(t, kind)
+				})
+				switch {
+				case !started:
+				case skip:
+					skipped++
+				default:
+					ran++
+					if ok {
+						recovered++
+					}
+				}
+			}
+			line := fmt.Sprintf("SIGKILL crash points recovered (%s): %d/%d", kind, recovered, ran)
+			if skipped > 0 {
+				line += fmt.Sprintf(", %d skipped", skipped)
+			}
+			if n := ran + skipped; n < len(sigkillPoints) {
+				line += fmt.Sprintf(" (%d of %d selected)", n, len(sigkillPoints))
+			}
+			testenv.Report(line)
+		})
+	}
+}
+
+// agentKilledMidAttach: a host agent process killed with SIGKILL in the
 // middle of an attach to a real guest (the disk already in the guest,
 // connection_info saved, the volume-side attach begun, both locks held)
 // leaves an operation a new agent finishes once the dead agent's lease
@@ -116,16 +188,13 @@ func (sc *scene) detachAndDelete(ctx context.Context, t *testing.T, resumed *nod
 // attachment and a mapping holding connection_info, the reconciler's audit
 // finds nothing drifting, every invariant holds against the guest's live
 // domain XML, and the volume detaches cleanly afterwards.
-func TestAgentKilledMidAttach(t *testing.T) {
-	sc := newScene(t, true)
+func agentKilledMidAttach(t *testing.T, kind string) {
+	sc := newScene(t, kind, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	api, instanceUUID := sc.api, sc.instance
 
-	v, err := api.Volumes().CreateVolume(ctx, volume.VolumeSpec{Backend: file.BackendName, SizeBytes: 16 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := sc.createVolume(ctx, t)
 	va, err := api.Compute().AttachVolume(ctx, compute.AttachRequest{
 		InstanceUUID: instanceUUID, VolumeID: v.ID, DiskBus: compute.BusSCSI, Async: true,
 	})
@@ -178,59 +247,52 @@ func TestAgentKilledMidAttach(t *testing.T) {
 	sc.detachAndDelete(ctx, t, resumed, v.ID)
 }
 
-// TestAgentKilledAtWatchedStep: the test watches the operation's record in
+// agentKilledAtWatchedStep: the test watches the operation's record in
 // etcd and kills the agent process with SIGKILL the moment the record
 // reaches a checkpoint, wherever the agent then is in the next step (for
 // connection_initialized: most often inside libvirt's attach of the disk;
 // for connection_saved: inside or after the volume-side attach). A new
 // agent resumes from the checkpoint: the attach ends attached, and every
 // invariant holds against the guest's live domain XML.
-func TestAgentKilledAtWatchedStep(t *testing.T) {
-	for _, step := range []compute.Step{compute.StepConnectionInitialized, compute.StepConnectionSaved} {
-		t.Run(string(step), func(t *testing.T) {
-			sc := newScene(t, false)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			defer cancel()
-			v, err := sc.api.Volumes().CreateVolume(ctx, volume.VolumeSpec{Backend: file.BackendName, SizeBytes: 16 << 20})
-			if err != nil {
-				t.Fatal(err)
-			}
-			// The watch opens before the attach, so it sees every
-			// checkpoint the operation's record goes through.
-			wctx, stop := context.WithCancel(ctx)
-			defer stop()
-			ops := sc.api.Client().Watch(clientv3.WithRequireLeader(wctx), sc.prefix+string(volattach.KindOperation)+"/",
-				clientv3.WithPrefix(), clientv3.WithCreatedNotify())
-			if wr := <-ops; wr.Err() != nil {
-				t.Fatal(wr.Err())
-			}
-			va, err := sc.api.Compute().AttachVolume(ctx, compute.AttachRequest{
-				InstanceUUID: sc.instance, VolumeID: v.ID, DiskBus: compute.BusSCSI, Async: true,
-			})
-			if err != nil {
-				t.Fatalf("attach: %v", err)
-			}
-			killAt(t, sc.agent, ops, va.Operation, step)
-			stop()
-			landed := "without the disk in the guest yet"
-			if n := liveDisks(ctx, t, sc.virt, sc.instance, v.ID); n > 0 {
-				landed = "with the disk already in the guest"
-			}
-			t.Logf("killed at %s, %s", step, landed)
-
-			resumed := sc.resume(t)
-			res, err := sc.api.Compute().WaitOperation(ctx, va.Operation)
-			if err != nil {
-				t.Fatalf("wait for the resumed attach: %v", err)
-			}
-			if err := res.Err(); err != nil || res.Step != compute.StepAttached {
-				t.Fatalf("resumed attach ended at %s (%v); a crash after a forward checkpoint must resume forward", res.Step, err)
-			}
-			requireDisks(ctx, t, sc.virt, sc.instance, v.ID, 1)
-			requireInvariants(ctx, t, resumed)
-			sc.detachAndDelete(ctx, t, resumed, v.ID)
-		})
+func agentKilledAtWatchedStep(t *testing.T, kind string, step compute.Step) {
+	sc := newScene(t, kind, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	v := sc.createVolume(ctx, t)
+	// The watch opens before the attach, so it sees every
+	// checkpoint the operation's record goes through.
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	ops := sc.api.Client().Watch(clientv3.WithRequireLeader(wctx), sc.prefix+string(volattach.KindOperation)+"/",
+		clientv3.WithPrefix(), clientv3.WithCreatedNotify())
+	if wr := <-ops; wr.Err() != nil {
+		t.Fatal(wr.Err())
 	}
+	va, err := sc.api.Compute().AttachVolume(ctx, compute.AttachRequest{
+		InstanceUUID: sc.instance, VolumeID: v.ID, DiskBus: compute.BusSCSI, Async: true,
+	})
+	if err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	killAt(t, sc.agent, ops, va.Operation, step)
+	stop()
+	landed := "without the disk in the guest yet"
+	if n := liveDisks(ctx, t, sc.virt, sc.instance, v.ID); n > 0 {
+		landed = "with the disk already in the guest"
+	}
+	t.Logf("killed at %s, %s", step, landed)
+
+	resumed := sc.resume(t)
+	res, err := sc.api.Compute().WaitOperation(ctx, va.Operation)
+	if err != nil {
+		t.Fatalf("wait for the resumed attach: %v", err)
+	}
+	if err := res.Err(); err != nil || res.Step != compute.StepAttached {
+		t.Fatalf("resumed attach ended at %s (%v); a crash after a forward checkpoint must resume forward", res.Step, err)
+	}
+	requireDisks(ctx, t, sc.virt, sc.instance, v.ID, 1)
+	requireInvariants(ctx, t, resumed)
+	sc.detachAndDelete(ctx, t, resumed, v.ID)
 }
 
 // killAt kills agent as soon as the watch shows operation id at step; it
@@ -355,7 +417,7 @@ func startNode(t *testing.T, cfg node.Config) *node.Node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), agentStartWait)
 	defer cancel()
-	n, err := node.Start(ctx, cfg)
+	n, err := startHost(ctx, cfg)
 	if err != nil {
 		t.Fatalf("node.Start: %v", err)
 	}
