@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/volattach/volattach"
 )
@@ -26,14 +27,29 @@ import (
 // The committing methods (Reserve, Unreserve, BeginDetaching,
 // RollDetaching, Attach) build the same Change, commit it alone and call
 // Committed: each rule lives in one place.
+//
+// A detach has side effects (the backend's hook, the export's removal) that
+// run under the volume lock, so PrepareDetach runs them and returns the
+// Change of its last commit with the lock still held: that Txn carries the
+// lock's fence and releases it (Txn.Fences, Txn.Releases). The caller then
+// either commits it and calls Committed, or calls Abandon, which releases
+// the lock without writing the change; it must do one of the two.
 type Change struct {
-	// Txn holds the change's Reads, Puts, Deletes and History; no Fences.
+	// Txn holds the change's Reads, Puts, Deletes and History; no Fences
+	// (but for PrepareDetach's, which carries its volume lock's fence and
+	// release).
 	Txn volattach.Txn
 	// Attachment is the attachment created or moved, if any (AttachChange:
-	// the attachment attached, or the one already attached).
+	// the attachment attached, or the one already attached; PrepareDetach:
+	// the one detached).
 	Attachment *Attachment
 
 	after func(ctx context.Context)
+	// lock is the volume lock a prepared detach holds until the caller's
+	// commit released it (Committed) or the caller gave up (Abandon).
+	lock volattach.Lock
+	// unlockTimeout bounds the release of lock.
+	unlockTimeout time.Duration
 }
 
 // Empty reports whether the change writes nothing (a transition upstream
@@ -45,12 +61,39 @@ func (c *Change) Empty() bool {
 
 // Committed runs the after-commit work (notifications, logs) once the
 // caller's commit succeeded (or, for an Empty change, when the caller is
-// done with it). It runs that work once; later calls do nothing.
+// done with it), and frees the lock a prepared detach held (its commit
+// released it: nothing is written). It runs that work once; later calls do
+// nothing.
 func (c *Change) Committed(ctx context.Context) {
+	c.unlock(ctx)
 	if f := c.after; f != nil {
 		c.after = nil
 		f(ctx)
 	}
+}
+
+// Abandon gives the change up without committing it: the volume lock a
+// prepared detach holds is released (its side effects stay done; a later
+// detach finds them done and commits), and Committed does nothing after
+// it. For a change without a lock it only forgets the after-commit work.
+// The error is the release's, when the lock could not be released (it
+// then lapses with its lease).
+func (c *Change) Abandon(ctx context.Context) error {
+	c.after = nil
+	return c.unlock(ctx)
+}
+
+// unlock releases the change's lock, if it holds one, on a context of its
+// own bounded by the Service's unlock timeout.
+func (c *Change) unlock(ctx context.Context) error {
+	lk := c.lock
+	if lk == nil {
+		return nil
+	}
+	c.lock = nil
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.unlockTimeout)
+	defer cancel()
+	return lk.Unlock(uctx)
 }
 
 // ErrNotComposable matches the error of a Change that cannot be given as a

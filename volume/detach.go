@@ -2,6 +2,8 @@ package volume
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/volattach/volattach"
 )
@@ -85,129 +87,250 @@ func pickAttachment(st *state, id string) (*Attachment, error) {
 	return nil, newError(ErrInvalidVolume, RuleAttachmentChosen, "detach volume %s failed: more than one attachment, but no attachment_id provided", st.vol.ID)
 }
 
-func (s *Service) detach(ctx context.Context, volumeID, attachmentID string, k detachKind) error {
+// detachRun is one Detach, ForceDetach or PrepareDetach call: its
+// checks, its side effects under the volume lock, and its last commit, in
+// one place for the three.
+type detachRun struct {
+	s                      *Service
+	volumeID, attachmentID string
+	k                      detachKind
+	target                 *Attachment // the attachment detached, once the side effects ran
+}
+
+func (s *Service) newDetach(ctx context.Context, volumeID, attachmentID string, k detachKind) *detachRun {
 	k.caller = s.callerOf(ctx, k.caller)
-	check := func(st *state) (*Attachment, error) {
-		req := &Request{Volume: st.vol, Attachments: st.atts, Caller: k.caller}
-		if attachmentID != "" {
-			req.Attachment = st.attachment(attachmentID)
-		}
-		if err := s.judgeDeletion(ctx, req, attachmentID); err != nil {
-			return nil, err
-		}
-		if k.force {
-			// upstream _force_detach calls terminate_connection first,
-			// whose attachment_deletion_allowed names no attachment.
-			term := *req
-			term.Attachment, term.AttachmentID = nil, ""
-			if err := guardDeletionAllowed.Check(&term); err != nil && guardCallerIsAdmin.Check(req) == nil {
-				return nil, err
-			}
-		}
-		if _, err := statusTable.Next(st.vol.Status, k.event, req); err != nil {
-			return nil, err
-		}
-		req.Attachment = nil
-		a, err := pickAttachment(st, attachmentID)
-		if err != nil || a == nil {
-			return nil, err
-		}
-		req.Attachment = a
-		if _, err := attachTable.Next(a.AttachStatus, k.attachEvent, req); err != nil {
-			return nil, err
-		}
-		return a, nil
+	return &detachRun{s: s, volumeID: volumeID, attachmentID: attachmentID, k: k}
+}
+
+// check is the detach's guards on st; it returns the attachment to detach,
+// or nil when there is none.
+func (d *detachRun) check(ctx context.Context, st *state) (*Attachment, error) {
+	k := d.k
+	req := &Request{Volume: st.vol, Attachments: st.atts, Caller: k.caller}
+	if d.attachmentID != "" {
+		req.Attachment = st.attachment(d.attachmentID)
 	}
-	// settle is the detach of nothing: the volume's status recomputed.
-	settle := func(st *state, c *change) error {
-		if a, err := check(st); err != nil {
+	if err := d.s.judgeDeletion(ctx, req, d.attachmentID); err != nil {
+		return nil, err
+	}
+	if k.force {
+		// upstream _force_detach calls terminate_connection first,
+		// whose attachment_deletion_allowed names no attachment.
+		term := *req
+		term.Attachment, term.AttachmentID = nil, ""
+		if err := guardDeletionAllowed.Check(&term); err != nil && guardCallerIsAdmin.Check(req) == nil {
+			return nil, err
+		}
+	}
+	if _, err := statusTable.Next(st.vol.Status, k.event, req); err != nil {
+		return nil, err
+	}
+	req.Attachment = nil
+	a, err := pickAttachment(st, d.attachmentID)
+	if err != nil || a == nil {
+		return nil, err
+	}
+	req.Attachment = a
+	if _, err := attachTable.Next(a.AttachStatus, k.attachEvent, req); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// settle is the detach of nothing: the volume's status recomputed.
+func (d *detachRun) settle(ctx context.Context) buildFunc {
+	return func(st *state, c *change) error {
+		if a, err := d.check(ctx, st); err != nil {
 			return err
 		} else if a != nil {
 			return newError(ErrResourceConflict, "", "volume %s gained attachment %s during the detach; retry", st.vol.ID, a.ID)
 		}
-		req := &Request{Volume: st.vol, Attachments: st.atts, Caller: k.caller}
+		req := &Request{Volume: st.vol, Attachments: st.atts, Caller: d.k.caller}
 		if derived, attach := req.derived(); derived == st.vol.Status && attach == st.vol.AttachStatus {
 			return nil
 		}
-		return c.settle(k.event, k.caller)
+		return c.settle(d.k.event, d.k.caller)
 	}
+}
+
+// finish is the detach's last commit, after its side effects: the
+// attachment detached, attached_mode dropped, the status derived.
+func (d *detachRun) finish(ctx context.Context) buildFunc {
+	return func(st *state, c *change) error {
+		a := st.attachment(d.target.ID)
+		if a == nil {
+			return d.settle(ctx)(st, c)
+		}
+		req := &Request{Volume: st.vol, Attachments: st.atts, Attachment: a, Caller: d.k.caller}
+		if err := c.fireAttachment(a, d.k.attachEvent, req); err != nil {
+			return err
+		}
+		c.dropAttachedMode()
+		return c.settle(d.k.event, d.k.caller)
+	}
+}
+
+// done is the work after the last commit: notification and log.
+func (d *detachRun) done(ctx context.Context, st *state) {
+	if d.target == nil {
+		return
+	}
+	d.s.notify(ctx, NotifyDetachEnd, st.vol, d.target)
+	d.s.logger(ctx, d.k.op, d.volumeID).WithField("attachment_id", d.target.ID).Info("detach volume completed")
+}
+
+// prepare runs the detach's side effects under lk, on a fresh read: the
+// backend's detach hook (a failure commits error_detaching, releasing lk,
+// and is returned), then the export's removal unless another attachment
+// uses it. It returns the build of the last commit (finish, or settle
+// when there is nothing to detach).
+func (d *detachRun) prepare(ctx context.Context, lk volattach.Lock) (buildFunc, error) {
+	s, k, volumeID := d.s, d.k, d.volumeID
+	log := s.logger(ctx, k.op, volumeID)
+	st, err := s.read(ctx, volumeID)
+	if err != nil {
+		return nil, err
+	}
+	target, err := d.check(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if target == nil {
+		log.Info("volume detach called, but volume not attached")
+		return d.settle(ctx), nil
+	}
+	log = log.WithField("attachment_id", target.ID)
+	b, err := s.backend(st.vol)
+	if err != nil {
+		return nil, err
+	}
+	s.notify(ctx, NotifyDetachStart, st.vol, target)
+	if k.force {
+		if err := s.forceTerminate(ctx, b, st.vol, target, k.connector); err != nil {
+			log.WithError(err).Error("unable to terminate volume connection from backend")
+			return nil, backendError(err, "volume %s: unable to terminate volume connection from backend", volumeID)
+		}
+	}
+	if herr := runDetachHook(ctx, b, st, target); herr != nil {
+		log.WithError(herr).Error("detach failed on the backend; attachment in error_detaching")
+		if _, err := s.applyReleasing(ctx, lk, volumeID, k.op, func(st *state, c *change) error {
+			a := st.attachment(target.ID)
+			if a == nil {
+				return nil
+			}
+			return c.fireAttachment(a, AttachEventDetachFailed, &Request{Volume: st.vol, Attachments: st.atts, Attachment: a})
+		}); err != nil {
+			return nil, err
+		}
+		return nil, backendError(herr, "volume %s: detach failed on the backend", volumeID)
+	}
+	if !exportInUse(st, target) {
+		if err := b.RemoveExport(ctx, *st.vol); err != nil {
+			// upstream manager.detach_volume: RemoveExportException,
+			// the attachment untouched.
+			log.WithError(err).Error("detach volume failed, due to remove-export failure")
+			return nil, backendError(err, "volume %s: detach failed: remove export", volumeID)
+		}
+	}
+	d.target = target
+	return d.finish(ctx), nil
+}
+
+// PrepareDetach is Detach as a Change for the caller's own transaction.
+// The refusals are Detach's, answered before anything is done. Then, under
+// the volume lock, it runs Detach's side effects (the backend's detach
+// hook, whose failure commits error_detaching and is returned as Detach
+// returns it; the export's removal unless another attachment uses it) and
+// returns the change of Detach's last commit with the lock still held:
+// its Txn carries the lock's fence and releases the lock (Txn.Fences,
+// Txn.Releases), so the caller's commit is fenced by the volume lock and
+// ends it. The caller must then either commit the Txn and call Committed
+// (notification volume.detach.end), or call Abandon (the lock is released,
+// nothing recorded; the side effects already done are harmless to redo).
+// A detach of a volume with nothing to detach is a Change without lock
+// that settles the status, as Detach's.
+func (s *Service) PrepareDetach(ctx context.Context, volumeID, attachmentID string) (*Change, error) {
+	k := detachKind{op: "detach", event: EventDetach, attachEvent: AttachEventDetach}
+	d := s.newDetach(ctx, volumeID, attachmentID, k)
+	st, err := s.read(ctx, volumeID)
+	if err != nil {
+		return nil, err
+	}
+	if target, err := d.check(ctx, st); err != nil {
+		return nil, err
+	} else if target == nil {
+		return s.compose(ctx, volumeID, transition{op: k.op, build: d.settle(ctx)})
+	}
+	lk, err := s.locker.Lock(ctx, volattach.VolumeLock(volumeID))
+	if err != nil {
+		return nil, fmt.Errorf("volume %s: %w", volumeID, err)
+	}
+	ch := &Change{lock: lk, unlockTimeout: s.unlockTimeout}
+	opCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-lk.Lost():
+			cancel(volattach.ErrLockLost)
+		case <-opCtx.Done():
+		}
+	}()
+	fail := func(err error) (*Change, error) {
+		if uerr := ch.Abandon(ctx); uerr != nil {
+			s.log.WithError(uerr).WithField("volume_id", volumeID).Warn("volume lock release failed; it expires with its lease")
+		}
+		return nil, err
+	}
+	last, err := d.prepare(opCtx, lk)
+	if err == nil {
+		var built *Change
+		if built, err = s.compose(opCtx, volumeID, transition{op: k.op, build: last, done: d.done}); err == nil {
+			ch.Txn, ch.after = built.Txn, built.after
+		}
+	}
+	if err != nil {
+		if errors.Is(context.Cause(opCtx), volattach.ErrLockLost) && !errors.Is(err, volattach.ErrLockLost) {
+			err = fmt.Errorf("%w: %w", volattach.ErrLockLost, err)
+		}
+		return fail(err)
+	}
+	ch.Attachment = d.target
+	for _, r := range ch.Txn.Deletes {
+		if a, ok := r.(*Attachment); ok && d.target != nil && a.ID == d.target.ID {
+			ch.Attachment = a // as the commit leaves it: detached
+		}
+	}
+	if !ch.Empty() {
+		ch.Txn.Fences = []volattach.Fence{lk.Fence()}
+		ch.Txn.Releases = []volattach.Lock{lk}
+	}
+	return ch, nil
+}
+
+func (s *Service) detach(ctx context.Context, volumeID, attachmentID string, k detachKind) error {
+	d := s.newDetach(ctx, volumeID, attachmentID, k)
 	st, err := s.read(ctx, volumeID)
 	if err != nil {
 		return err
 	}
-	if target, err := check(st); err != nil {
+	if target, err := d.check(ctx, st); err != nil {
 		return err
 	} else if target == nil {
 		// Nothing to detach: only the status may need settling, which a
 		// dry run answers without a lock when it is already right.
-		_, err := s.transact(ctx, volumeID, k.op, settle)
+		_, err := s.transact(ctx, volumeID, k.op, d.settle(ctx))
 		return err
 	}
-	log := s.logger(ctx, k.op, volumeID)
 	return s.locked(ctx, volumeID, func(ctx context.Context, lk volattach.Lock) error {
-		st, err := s.read(ctx, volumeID)
+		last, err := d.prepare(ctx, lk)
 		if err != nil {
 			return err
 		}
-		target, err := check(st)
+		st, err := s.applyReleasing(ctx, lk, volumeID, k.op, last)
 		if err != nil {
 			return err
 		}
-		if target == nil {
-			log.Info("volume detach called, but volume not attached")
-			_, err := s.applyReleasing(ctx, lk, volumeID, k.op, settle)
-			return err
-		}
-		log = log.WithField("attachment_id", target.ID)
-		b, err := s.backend(st.vol)
-		if err != nil {
-			return err
-		}
-		s.notify(ctx, NotifyDetachStart, st.vol, target)
-		if k.force {
-			if err := s.forceTerminate(ctx, b, st.vol, target, k.connector); err != nil {
-				log.WithError(err).Error("unable to terminate volume connection from backend")
-				return backendError(err, "volume %s: unable to terminate volume connection from backend", volumeID)
-			}
-		}
-		if herr := runDetachHook(ctx, b, st, target); herr != nil {
-			log.WithError(herr).Error("detach failed on the backend; attachment in error_detaching")
-			if _, err := s.applyReleasing(ctx, lk, volumeID, k.op, func(st *state, c *change) error {
-				a := st.attachment(target.ID)
-				if a == nil {
-					return nil
-				}
-				return c.fireAttachment(a, AttachEventDetachFailed, &Request{Volume: st.vol, Attachments: st.atts, Attachment: a})
-			}); err != nil {
-				return err
-			}
-			return backendError(herr, "volume %s: detach failed on the backend", volumeID)
-		}
-		if !exportInUse(st, target) {
-			if err := b.RemoveExport(ctx, *st.vol); err != nil {
-				// upstream manager.detach_volume: RemoveExportException,
-				// the attachment untouched.
-				log.WithError(err).Error("detach volume failed, due to remove-export failure")
-				return backendError(err, "volume %s: detach failed: remove export", volumeID)
-			}
-		}
-		st, err = s.applyReleasing(ctx, lk, volumeID, k.op, func(st *state, c *change) error {
-			a := st.attachment(target.ID)
-			if a == nil {
-				return settle(st, c)
-			}
-			req := &Request{Volume: st.vol, Attachments: st.atts, Attachment: a, Caller: k.caller}
-			if err := c.fireAttachment(a, k.attachEvent, req); err != nil {
-				return err
-			}
-			c.dropAttachedMode()
-			return c.settle(k.event, k.caller)
-		})
-		if err != nil {
-			return err
-		}
-		s.notify(ctx, NotifyDetachEnd, st.vol, target)
-		log.Info("detach volume completed")
+		d.done(ctx, st)
 		return nil
 	})
 }
