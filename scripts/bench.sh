@@ -62,8 +62,8 @@ if [ -z "${BENCH_ONLY:-}" ]; then
 		# The scale benchmarks (BenchmarkScale* in compute and adapters/etcd,
 		# gated by this variable) run once each: each builds its own
 		# population. VOLATTACH_BENCH_SCALE_STORED / _ATTACHED pick sizes.
-		run compute '^BenchmarkScale' 1x
-		run adapters/etcd '^BenchmarkScale' 1x
+		run compute '^BenchmarkScale' 1x -test.timeout 180m
+		run adapters/etcd '^BenchmarkScale' 1x -test.timeout 180m
 	fi
 	if [ -s "$out/mem.out" ]; then
 		{
@@ -114,11 +114,16 @@ END {
 	printf "  %s B/op, %s allocs/op; %s etcd writes and %s etcd RPCs (writes + reads) per cycle\n", fmt(m, "B/op", "%.0f"), fmt(m, "allocs/op", "%.0f"), metric(m, "writes/cycle"), metric(m, "rpcs/cycle")
 	if ((getline line < memtop) > 0) print "  where: " memtop " (pprof -top, alloc_space)"
 	scale = 0
-	for (k in n) { split(k, p, SUBSEP); if (p[1] ~ /^BenchmarkScale/) { scale = 1; sc[p[1]] = sc[p[1]] sprintf(" %s=%.2f", p[2], sum[k] / n[k]) } }
+	for (k in n) { split(k, p, SUBSEP); if (p[1] ~ /^BenchmarkScale/) scale = 1 }
 	if (scale) {
 		print ""
 		print "== scale (VOLATTACH_BENCH_SCALE=1)"
-		for (b in sc) print "  " b ":" sc[b]
+		for (k in n) {
+			split(k, p, SUBSEP)
+			if (p[1] ~ /^BenchmarkScale/ && p[2] != "ns/op" && p[2] != "B/op" && p[2] != "allocs/op")
+				printf "  %s %s %.3f\n", p[1], p[2], sum[k] / n[k] | "sort -V"
+		}
+		close("sort -V")
 	}
 }' "$raw" | tee "$out/summary.txt"
 echo
