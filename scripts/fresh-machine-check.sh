@@ -19,8 +19,11 @@
 #   4. the namespace's init is killed (every process in it dies with it),
 #      nothing may be left running in the root, and the root is removed
 #      (VOLATTACH_FRESH_KEEP=1 keeps its files).
-# VOLATTACH_FRESH_BASE names an already debootstrapped directory to copy
-# instead of running debootstrap (quicker when run again). Run as root.
+# VOLATTACH_FRESH_SCRIPTS replaces "env-ceph.sh env-nfs.sh" (for example
+# with env-up.sh, which also starts libvirtd, tgtd and Keystone; the rbd
+# and nfs checks still follow). VOLATTACH_FRESH_BASE names an already
+# debootstrapped directory to copy instead of running debootstrap (quicker
+# when run again). Run as root.
 set -euo pipefail
 
 log() { printf 'fresh-machine-check: %s\n' "$*" >&2; }
@@ -38,6 +41,8 @@ BASE=${VOLATTACH_FRESH_BASE:-}
 MIRROR=${VOLATTACH_FRESH_MIRROR:-http://deb.debian.org/debian}
 KEEP=${VOLATTACH_FRESH_KEEP:-}
 RELAY_PORT=3142
+# The scripts run in the root, in order (env-up.sh runs every one).
+SCRIPTS=${VOLATTACH_FRESH_SCRIPTS:-env-ceph.sh env-nfs.sh}
 MARKER=.volattach-fresh-root
 
 . "$HERE/lib/packages.sh"
@@ -186,8 +191,7 @@ run_timed() { # run_timed SCRIPT: runs scripts/SCRIPT in the clone, timed
 	log "$1 took $((SECONDS - t)) s"
 }
 
-run_timed env-ceph.sh
-run_timed env-nfs.sh
+for script in $SCRIPTS; do run_timed "$script"; done
 
 CEPH=/var/lib/volattach/ceph
 RBD=(rbd -c $CEPH/ceph.conf --id volattach -k $CEPH/client.volattach.keyring)
@@ -213,6 +217,5 @@ in_root rm $EXPORT/fresh-check.img
 log "nfs: a pattern written into the export read back through nfs-ganesha"
 
 log "running both scripts again: they must find everything answering"
-run_timed env-ceph.sh
-run_timed env-nfs.sh
+for script in $SCRIPTS; do run_timed "$script"; done
 log "PASS: Ceph and nfs-ganesha came up on a fresh Debian 12 root by themselves"
