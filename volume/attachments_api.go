@@ -92,13 +92,19 @@ func (s *Service) AttachmentCreate(ctx context.Context, volumeID, instanceUUID s
 	}
 	var out *Attachment
 	err := s.locked(ctx, volumeID, func(ctx context.Context, lk volattach.Lock) error {
+		if connector == nil {
+			// The reservation is the section's last commit: it releases
+			// the lock.
+			if _, err := s.applyReleasing(ctx, lk, volumeID, "attachment_create", build); err != nil {
+				return err
+			}
+			out = created
+			return nil
+		}
 		if _, err := s.apply(ctx, lk, volumeID, "attachment_create", build); err != nil {
 			return err
 		}
 		out = created
-		if connector == nil {
-			return nil
-		}
 		var err error
 		out, err = s.attachmentUpdate(ctx, lk, volumeID, created.ID, *connector, EventAttachmentConnect)
 		return err
@@ -165,7 +171,8 @@ func (s *Service) updatable(st *state, attachmentID string, connector Connector,
 
 // attachmentUpdate is AttachmentUpdate under the volume lock, its volume
 // moving along event's row (EventAttachmentUpdate, or
-// EventAttachmentConnect for attachment_create with a connector).
+// EventAttachmentConnect for attachment_create with a connector). Its
+// commit ends the locked section and releases lk.
 func (s *Service) attachmentUpdate(ctx context.Context, lk volattach.Lock, volumeID, attachmentID string, connector Connector, event Event) (*Attachment, error) {
 	st, err := s.read(ctx, volumeID)
 	if err != nil {
@@ -191,7 +198,7 @@ func (s *Service) attachmentUpdate(ctx context.Context, lk volattach.Lock, volum
 		return nil, err
 	}
 	var out *Attachment
-	_, err = s.apply(ctx, lk, volumeID, "attachment_update", func(st *state, c *change) error {
+	_, err = s.applyReleasing(ctx, lk, volumeID, "attachment_update", func(st *state, c *change) error {
 		a := st.attachment(attachmentID)
 		if a == nil {
 			return newError(ErrVolumeAttachmentNotFound, "", "volume attachment could not be found with filter: attachment_id = %s", attachmentID)

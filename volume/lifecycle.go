@@ -77,7 +77,7 @@ func (s *Service) CreateVolume(ctx context.Context, spec VolumeSpec) (*Volume, e
 			log.WithError(berr).Error("backend failed to create the volume")
 			event = EventCreateError
 		}
-		st, err := s.apply(ctx, lk, v.ID, "create", func(st *state, c *change) error {
+		st, err := s.applyReleasing(ctx, lk, v.ID, "create", func(st *state, c *change) error {
 			return c.fireVolume(event, &Request{Volume: st.vol, Attachments: st.atts})
 		})
 		if err != nil {

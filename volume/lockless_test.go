@@ -277,3 +277,42 @@ func TestLocklessAndLockedChangesRace(t *testing.T) {
 		t.Fatalf("%d lock keys left", n)
 	}
 }
+
+// TestLockedSectionsReleaseInTheirLastCommit: a locked section whose last
+// step is a commit releases its lock in that commit, so it writes its lock
+// key and its commits and nothing more (create: lock, creating,
+// create_done; the attachments API's create, update and delete: lock and
+// one commit), and leaves no lock key behind.
+func TestLockedSectionsReleaseInTheirLastCommit(t *testing.T) {
+	e := newFakeEnv(t)
+	ctx := ctxFor(t)
+	var v *volume.Volume
+	var a *volume.Attachment
+	for _, step := range []struct {
+		name   string
+		writes int64
+		fn     func() error
+	}{
+		{"create", 3, func() (err error) {
+			v, err = e.svc.CreateVolume(ctx, volume.VolumeSpec{SizeBytes: 1 << 20})
+			return err
+		}},
+		{"attachment_create", 2, func() (err error) { a, err = e.svc.AttachmentCreate(ctx, v.ID, instA, nil, ""); return err }},
+		{"attachment_update", 2, func() error {
+			_, err := e.svc.AttachmentUpdate(ctx, a.ID, hostConnector)
+			return err
+		}},
+		{"attachment_complete", 2, func() error { return e.svc.AttachmentComplete(ctx, a.ID) }},
+		{"attachment_delete", 2, func() error { return e.svc.AttachmentDelete(ctx, a.ID) }},
+	} {
+		locks, _, writes := e.measure(step.name, step.fn)
+		if locks != 1 || writes != step.writes {
+			t.Fatalf("%s took %d locks and wrote %d revisions, want 1 and %d", step.name, locks, writes, step.writes)
+		}
+		if n := lockWaiters(t, v.ID); n != 0 {
+			t.Fatalf("%d lock keys left after %s", n, step.name)
+		}
+	}
+	e.wantStatus(v.ID, volume.StatusAvailable, volume.AttachDetached)
+	e.checkHistory()
+}
