@@ -26,7 +26,7 @@ import (
 // RAPID_STEPS override them.
 const (
 	rbdSystemChecks = 4
-	rbdSystemSteps  = 20
+	rbdSystemSteps  = 15
 )
 
 // TestRBDSystemProperties is the whole-system property test's RBD
