@@ -37,6 +37,11 @@ type ScanOptions struct {
 	Pace func(ctx context.Context) error
 }
 
+// ErrCompacted is returned by a Scan whose revision the store has
+// compacted away (a long or slow scan under many writes): start again at
+// the current revision.
+var ErrCompacted = errors.New("volattach: the revision read at was compacted")
+
 // DefaultScanPage is the page size of a Scan that names none.
 const DefaultScanPage = 500
 

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/volattach/volattach"
@@ -19,9 +20,9 @@ import (
 // would.
 //
 // Full: every instance, mapping, operation, volume and attachment, the
-// host's guests and the backends' exports. Host pass: every instance
-// (scanned: no record says which instances a host has but theirs), then
-// loadHost.
+// host's guests and the backends' exports. Host pass: every operation
+// (scanned: they are the open work, and the finished ones kept for
+// Retention), its host's instances (hostInstances), then loadHost.
 func (r *Reconciler) scanAll(ctx context.Context, st *auditState, scope auditScope) error {
 	opts := volattach.ScanOptions{Pace: scope.pace}
 	scan := func(kind volattach.Kind, newRecord func(string) volattach.Record, keep func(volattach.Record)) error {
@@ -35,50 +36,69 @@ func (r *Reconciler) scanAll(ctx context.Context, st *auditState, scope auditSco
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", kind, err)
 		}
-		if opts.Rev == 0 {
-			opts.Rev = rev
+		if opts.Rev == 0 && rev != 0 {
+			opts.Rev = rev // the first scan's, before any other starts
 		}
 		return nil
 	}
+	if st.hostScope {
+		if err := scan(volattach.KindOperation, opRecord, st.addOperation); err != nil {
+			return err
+		}
+		if err := r.hostInstances(ctx, st, scan); err != nil {
+			return err
+		}
+		return r.loadHost(ctx, st)
+	}
+	// Instances first, for the revision; then the other kinds at once, at
+	// that revision (decoding is most of a scan's cost, and a pass has
+	// the cores to itself), filed in st in a fixed order after.
 	err := scan(volattach.KindInstance, func(id string) volattach.Record { return &Instance{UUID: id} }, func(rec volattach.Record) {
 		inst := rec.(*Instance)
-		if st.hostScope {
-			if inst.Host != st.scopeHost {
-				return
-			}
-			st.hostInstances[inst.UUID] = true
-		}
 		st.instances[inst.UUID] = inst
 	})
 	if err != nil {
 		return err
 	}
-	if st.hostScope {
-		return r.loadHost(ctx, st, scan)
+	r.setKnown(st.instances)
+	kinds := []struct {
+		kind      volattach.Kind
+		newRecord func(string) volattach.Record
+		read      []volattach.Record
+		err       error
+	}{
+		{kind: volattach.KindMapping, newRecord: func(id string) volattach.Record { return mappingAt(id) }},
+		{kind: volattach.KindOperation, newRecord: opRecord},
+		{kind: volattach.KindVolume, newRecord: func(id string) volattach.Record { return &volume.Volume{ID: id} }},
+		{kind: volattach.KindAttachment, newRecord: func(id string) volattach.Record { return &volume.Attachment{ID: id} }},
 	}
-	err = scan(volattach.KindMapping, func(id string) volattach.Record { return mappingAt(id) }, func(rec volattach.Record) {
+	var wg sync.WaitGroup
+	for k := range kinds {
+		wg.Go(func() {
+			x := &kinds[k]
+			x.err = scan(x.kind, x.newRecord, func(rec volattach.Record) { x.read = append(x.read, rec) })
+		})
+	}
+	wg.Wait()
+	for _, x := range kinds {
+		if x.err != nil {
+			return x.err
+		}
+	}
+	for _, rec := range kinds[0].read {
 		st.addMapping(rec.(*BlockDeviceMapping))
-	})
-	if err != nil {
-		return err
 	}
-	if err := scan(volattach.KindOperation, opRecord, st.addOperation); err != nil {
-		return err
+	for _, rec := range kinds[1].read {
+		st.addOperation(rec)
 	}
-	err = scan(volattach.KindVolume, func(id string) volattach.Record { return &volume.Volume{ID: id} }, func(rec volattach.Record) {
+	for _, rec := range kinds[2].read {
 		v := rec.(*volume.Volume)
 		st.volumes[v.ID] = v
-	})
-	if err != nil {
-		return err
 	}
-	atts := map[string]*volume.Attachment{}
-	err = scan(volattach.KindAttachment, func(id string) volattach.Record { return &volume.Attachment{ID: id} }, func(rec volattach.Record) {
+	atts := make(map[string]*volume.Attachment, len(kinds[3].read))
+	for _, rec := range kinds[3].read {
 		a := rec.(*volume.Attachment)
 		atts[a.ID] = a
-	})
-	if err != nil {
-		return err
 	}
 	for id, v := range st.volumes {
 		for _, aid := range v.AttachmentIDs {
@@ -90,6 +110,77 @@ func (r *Reconciler) scanAll(ctx context.Context, st *auditState, scope auditSco
 	r.loadGuests(ctx, st)
 	r.loadExports(ctx, st)
 	return nil
+}
+
+// hostInstances reads the instances of a host pass: every instance
+// (scanned), keeping its host's, on the reconciler's first pass and when
+// the last full read is older than SweepInterval; otherwise the instances
+// of the host the last full read (a host pass's or a sweep's) found and
+// those its host's operations name, by Get. No record says which instances
+// are a host's but theirs: an instance that came to the host since, with no
+// operation there, is judged from the next full read on.
+func (r *Reconciler) hostInstances(ctx context.Context, st *auditState, scan func(volattach.Kind, func(string) volattach.Record, func(volattach.Record)) error) error {
+	keep := func(inst *Instance) {
+		if inst.Host == st.scopeHost {
+			st.instances[inst.UUID] = inst
+			st.hostInstances[inst.UUID] = true
+		}
+	}
+	known := r.knownInstances()
+	if known == nil {
+		err := scan(volattach.KindInstance, func(id string) volattach.Record { return &Instance{UUID: id} }, func(rec volattach.Record) {
+			keep(rec.(*Instance))
+		})
+		if err != nil {
+			return err
+		}
+		r.setKnown(st.instances)
+		return nil
+	}
+	for _, op := range st.ops {
+		if op.Host == st.scopeHost {
+			known[op.InstanceUUID] = true
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(known)) {
+		inst := &Instance{UUID: id}
+		if err := getIfExists(ctx, r.cfg.Store, inst); err != nil {
+			return err
+		} else if inst.Revision() != 0 {
+			keep(inst)
+		}
+	}
+	return nil
+}
+
+// knownInstances returns a copy of the host's instances the last full read
+// found; nil before one, or when it is older than SweepInterval (default
+// DefaultSweepInterval when this reconciler does not sweep).
+func (r *Reconciler) knownInstances() map[string]bool {
+	every := r.cfg.SweepInterval
+	if every <= 0 {
+		every = DefaultSweepInterval
+	}
+	r.knownMu.Lock()
+	defer r.knownMu.Unlock()
+	if r.known == nil || r.cfg.Clock().Sub(r.knownAt) >= every {
+		return nil
+	}
+	return maps.Clone(r.known)
+}
+
+// setKnown records which of the instances a full read found are this
+// host's.
+func (r *Reconciler) setKnown(instances map[string]*Instance) {
+	known := map[string]bool{}
+	for id, inst := range instances {
+		if inst.Host == r.host {
+			known[id] = true
+		}
+	}
+	r.knownMu.Lock()
+	r.known, r.knownAt = known, r.cfg.Clock()
+	r.knownMu.Unlock()
 }
 
 func opRecord(id string) volattach.Record { return &Operation{ID: id} }
@@ -131,15 +222,14 @@ func mappingIDParts(id string) (volumes, instances []string) {
 	return volumes, instances
 }
 
-// loadHost loads the rest of a host pass once its host's instances are
-// read: the mapping keys (listed, keys only), of which those that may be
-// its instances' are read by Get; every operation (scanned; they are the
-// open work, and the finished ones kept for Retention); the guests; then
+// loadHost loads the rest of a host pass once its operations and its
+// host's instances are read: the mapping keys (listed, keys only), of
+// which those that may be its instances' are read by Get; the guests; then
 // the volumes the mappings, the judged unfinished operations and the
 // guests' disks name, by Get, each with its attachments and every mapping
 // of it, so a volume judged is judged whole. No volume, attachment or
 // mapping that none of its instances uses is read: the sweep judges those.
-func (r *Reconciler) loadHost(ctx context.Context, st *auditState, scan func(volattach.Kind, func(string) volattach.Record, func(volattach.Record)) error) error {
+func (r *Reconciler) loadHost(ctx context.Context, st *auditState) error {
 	keys, err := r.cfg.Store.List(ctx, volattach.KindMapping, "", "", 0)
 	if err != nil {
 		return fmt.Errorf("listing mappings: %w", err)
@@ -166,9 +256,6 @@ func (r *Reconciler) loadHost(ctx context.Context, st *auditState, scan func(vol
 				return err
 			}
 		}
-	}
-	if err := scan(volattach.KindOperation, opRecord, st.addOperation); err != nil {
-		return err
 	}
 	r.loadGuests(ctx, st)
 	vols := map[string]bool{}
@@ -231,7 +318,10 @@ func pacer(rate float64) func(context.Context) error {
 	}
 	every := time.Duration(float64(time.Second) / rate)
 	next := time.Now()
+	var mu sync.Mutex // the scans of a pass share the rate
 	return func(ctx context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
 		next = next.Add(every)
 		d := time.Until(next)
 		if d <= 0 {

@@ -98,9 +98,9 @@ func (st *auditState) stale(t time.Time) bool {
 	return st.grace < 0 || st.now.Sub(t) >= st.grace
 }
 
-// load reads the state an audit needs within scope.
-func (r *Reconciler) load(ctx context.Context, scope auditScope) (*auditState, error) {
-	st := &auditState{
+// newState returns an empty state for an audit in scope.
+func (r *Reconciler) newState(scope auditScope) *auditState {
+	return &auditState{
 		now: r.cfg.Clock(), grace: r.cfg.Grace, host: r.host,
 		ops: map[string]*Operation{}, mappings: map[pair]*BlockDeviceMapping{}, legacy: map[pair]*BlockDeviceMapping{},
 		instances: map[string]*Instance{}, volumes: map[string]*volume.Volume{},
@@ -109,11 +109,28 @@ func (r *Reconciler) load(ctx context.Context, scope auditScope) (*auditState, e
 		fullScope:        scope.all(), scopeInstance: scope.instance,
 		hostScope: scope.hostScope, scopeHost: scope.host, hostInstances: map[string]bool{},
 	}
+}
+
+// load reads the state an audit needs within scope: a full audit and a
+// host pass by scanAll, a repair's re-check of one volume and instance
+// here.
+func (r *Reconciler) load(ctx context.Context, scope auditScope) (*auditState, error) {
+	st := r.newState(scope)
 	if scope.all() || scope.hostScope {
-		if err := r.scanAll(ctx, st, scope); err != nil {
-			return nil, err
+		// A scan pinned at a revision compaction removed meanwhile (a
+		// slow sweep under many writes) starts again, at a new one.
+		for attempt := 1; ; attempt++ {
+			err := r.scanAll(ctx, st, scope)
+			if errors.Is(err, volattach.ErrCompacted) && attempt < 3 {
+				r.log.WithError(err).Info("reconciler: the audit's revision was compacted; reading again")
+				st = r.newState(scope)
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			return st, nil
 		}
-		return st, nil
 	}
 	store := r.cfg.Store
 	// Mappings first: they name the operations in progress.
@@ -122,7 +139,7 @@ func (r *Reconciler) load(ctx context.Context, scope auditScope) (*auditState, e
 		return nil, fmt.Errorf("listing mappings: %w", err)
 	}
 	for _, id := range ids {
-		if !scope.all() && !scope.mayHold(id) {
+		if !scope.mayHold(id) {
 			continue
 		}
 		// The pair comes from the record, never from its key.
@@ -133,7 +150,7 @@ func (r *Reconciler) load(ctx context.Context, scope auditScope) (*auditState, e
 			continue
 		}
 		p := pair{m.VolumeID, m.InstanceUUID}
-		if !scope.all() && p.volume != scope.volume && p.instance != scope.instance {
+		if p.volume != scope.volume && p.instance != scope.instance {
 			continue
 		}
 		if m.legacyKey() {
@@ -141,7 +158,7 @@ func (r *Reconciler) load(ctx context.Context, scope auditScope) (*auditState, e
 			continue
 		}
 		st.mappings[p] = m
-		if scope.all() || p.instance == scope.instance {
+		if p.instance == scope.instance {
 			st.instanceMappings[p.instance] = append(st.instanceMappings[p.instance], p.volume)
 		}
 	}
@@ -188,23 +205,15 @@ func getIfExists(ctx context.Context, store volattach.Store, rec volattach.Recor
 	return nil
 }
 
-// loadOperations reads every operation (all scope) or those the scoped
-// mappings name.
+// loadOperations reads the operations the scoped mappings name.
 func (r *Reconciler) loadOperations(ctx context.Context, st *auditState, scope auditScope) error {
 	var ids []string
-	if scope.all() {
-		var err error
-		if ids, err = r.cfg.Store.List(ctx, volattach.KindOperation, "", "", 0); err != nil {
-			return fmt.Errorf("listing operations: %w", err)
+	for _, m := range st.mappings {
+		if m.OperationID != "" {
+			ids = append(ids, m.OperationID)
 		}
-	} else {
-		for _, m := range st.mappings {
-			if m.OperationID != "" {
-				ids = append(ids, m.OperationID)
-			}
-		}
-		slices.Sort(ids)
 	}
+	slices.Sort(ids)
 	for _, id := range ids {
 		op := &Operation{ID: id}
 		if err := getIfExists(ctx, r.cfg.Store, op); err != nil {
@@ -225,21 +234,14 @@ func (r *Reconciler) loadOperations(ctx context.Context, st *auditState, scope a
 // loadInstances reads the instances the mappings name, and the scoped one.
 func (r *Reconciler) loadInstances(ctx context.Context, st *auditState, scope auditScope) error {
 	var ids []string
-	if scope.all() {
-		var err error
-		if ids, err = r.cfg.Store.List(ctx, volattach.KindInstance, "", "", 0); err != nil {
-			return fmt.Errorf("listing instances: %w", err)
-		}
-	} else {
-		for p := range st.mappings {
-			ids = append(ids, p.instance)
-		}
-		if scope.instance != "" {
-			ids = append(ids, scope.instance)
-		}
-		slices.Sort(ids)
-		ids = slices.Compact(ids)
+	for p := range st.mappings {
+		ids = append(ids, p.instance)
 	}
+	if scope.instance != "" {
+		ids = append(ids, scope.instance)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
 	for _, id := range ids {
 		inst := &Instance{UUID: id}
 		if err := getIfExists(ctx, r.cfg.Store, inst); err != nil {
@@ -252,22 +254,15 @@ func (r *Reconciler) loadInstances(ctx context.Context, st *auditState, scope au
 	return nil
 }
 
-// loadVolumes reads the volumes (all, or those the scope and its mappings
-// name) and the attachments each lists.
+// loadVolumes reads the volumes the scope and its mappings name and the
+// attachments each lists.
 func (r *Reconciler) loadVolumes(ctx context.Context, st *auditState, scope auditScope) error {
 	var ids []string
-	if scope.all() {
-		var err error
-		if ids, err = r.cfg.Store.List(ctx, volattach.KindVolume, "", "", 0); err != nil {
-			return fmt.Errorf("listing volumes: %w", err)
-		}
-	} else {
-		for p := range st.mappings {
-			ids = append(ids, p.volume)
-		}
-		if scope.volume != "" {
-			ids = append(ids, scope.volume)
-		}
+	for p := range st.mappings {
+		ids = append(ids, p.volume)
+	}
+	if scope.volume != "" {
+		ids = append(ids, scope.volume)
 	}
 	return r.getVolumes(ctx, st, ids)
 }

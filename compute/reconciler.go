@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -121,6 +122,12 @@ type Reconciler struct {
 	driver   Driver
 	log      logrus.FieldLogger
 	wake     chan struct{}
+	// known holds the instances of this host the last full read of
+	// instances found (nil before one): a host pass reads those, and the
+	// instances its host's operations name, by Get (hostInstances).
+	knownMu sync.Mutex
+	known   map[string]bool
+	knownAt time.Time
 }
 
 // ErrReconcilerNotConfigured is returned by NewReconciler when a required

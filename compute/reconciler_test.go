@@ -196,3 +196,35 @@ func BenchmarkReconcileHealthy(b *testing.B) {
 		})
 	}
 }
+
+// TestHostPassLearnsInstancesFromFullReads: a host pass reads the instances
+// of its host the last full read found, and those its host's operations
+// name; an instance that came since with neither is judged from the next
+// full read on (docs/repair.md).
+func TestHostPassLearnsInstancesFromFullReads(t *testing.T) {
+	e := newEnv(t)
+	r := e.recNew()
+	if found, err := r.AuditHost(ctxT(t)); err != nil || len(found) != 0 {
+		t.Fatalf("first host pass: %v %v", found, err)
+	}
+	late := e.instance()
+	e.update(late, func(i *compute.Instance) { i.BlockDevices = map[string]string{"gone": "/dev/vdz"} })
+	if found, err := r.AuditHost(ctxT(t)); err != nil || len(found) != 0 {
+		t.Fatalf("host pass before a full read: %v %v; want the late instance not yet judged", found, err)
+	}
+	if _, err := r.Audit(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	found, err := r.AuditHost(ctxT(t))
+	if err != nil || len(found) != 1 || found[0].InstanceUUID != late.UUID || found[0].Kind != compute.FindingIndexDrift {
+		t.Fatalf("host pass after a full read: %v %v; want the late instance's index drift", found, err)
+	}
+	// An instance its host's operation names is read at once.
+	withOp, v := e.instance(), e.volume()
+	e.attach(withOp, v)
+	e.update(withOp, func(i *compute.Instance) { i.BlockDevices = nil })
+	found, err = r.AuditHost(ctxT(t))
+	if err != nil || len(found) != 2 {
+		t.Fatalf("host pass after an attach on a new instance: %v %v; want both index drifts", found, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -27,8 +28,8 @@ var _ volattach.Scanner = (*Store)(nil)
 // off, so that path costs O(N²/page) index steps (one 1,000-key page of
 // 100,000 keys walks the other 99,000). opts.Pace runs between pages of
 // opts.Page() records; a slow pace keeps the stream open at the pinned
-// revision, and a compaction past it meanwhile ends the scan with
-// ErrCompacted (the caller starts a new one).
+// revision, and a compaction past it meanwhile ends the scan with an error
+// matching volattach.ErrCompacted (the caller starts a new one).
 func (s *Store) Scan(ctx context.Context, kind volattach.Kind, opts volattach.ScanOptions, newRecord func(id string) volattach.Record, fn func(volattach.Record, error) error) (int64, error) {
 	if err := checkSegment("kind", string(kind)); err != nil {
 		return 0, err
@@ -52,6 +53,9 @@ func (s *Store) Scan(ctx context.Context, kind volattach.Kind, opts volattach.Sc
 		err = s.scanPaged(ctx, base+opts.Prefix, rev, sc)
 	}
 	if err != nil {
+		if rpctypes.Error(err) == rpctypes.ErrCompacted {
+			return 0, fmt.Errorf("etcd: scan %s at revision %d: %w (%w)", kind, rev, volattach.ErrCompacted, err)
+		}
 		return 0, fmt.Errorf("etcd: scan %s: %w", kind, err)
 	}
 	return rev, nil

@@ -164,3 +164,22 @@ func TestListWithoutStreamMatches(t *testing.T) {
 		t.Fatalf("streamed %v, paged %v", streamed, paged)
 	}
 }
+
+// TestScanOfACompactedRevision: a scan at a revision compacted away fails
+// with ErrCompacted, so its caller can start again.
+func TestScanOfACompactedRevision(t *testing.T) {
+	for _, mode := range scanModes {
+		t.Run(mode.name, func(t *testing.T) {
+			s := mode.make(etcdtest.Store(t))
+			old := create(t, s, "c-1", "new").Revision()
+			now := create(t, s, "c-2", "new").Revision()
+			if _, err := etcdtest.Client(t).Compact(t.Context(), now); err != nil {
+				t.Fatal(err)
+			}
+			_, err := s.Scan(t.Context(), widgetKind, volattach.ScanOptions{Rev: old}, newWidget, func(volattach.Record, error) error { return nil })
+			if !errors.Is(err, volattach.ErrCompacted) {
+				t.Fatalf("scan at compacted revision %d: %v, want ErrCompacted", old, err)
+			}
+		})
+	}
+}
