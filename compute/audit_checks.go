@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/volattach/volattach/volume"
@@ -13,15 +14,26 @@ import (
 // classify turns a state into findings, in repair order. It is a pure
 // function of st, so a repair's re-check under its locks judges exactly as
 // the audit did.
+//
+// The checks only read st (its index built first), so they run at once:
+// with every volume attached a full audit judges hundreds of thousands of
+// records.
 func classify(st *auditState) []Finding {
+	st.index()
+	checks := []func(*auditState) []Finding{
+		legacyKeyFindings, operationFindings, pairFindings, volumeFindings,
+		exportFindings, indexFindings, unknownDiskFindings,
+	}
+	found := make([][]Finding, len(checks))
+	var wg sync.WaitGroup
+	for k, check := range checks {
+		wg.Go(func() { found[k] = check(st) })
+	}
+	wg.Wait()
 	var out []Finding
-	out = append(out, legacyKeyFindings(st)...)
-	out = append(out, operationFindings(st)...)
-	out = append(out, pairFindings(st)...)
-	out = append(out, volumeFindings(st)...)
-	out = append(out, exportFindings(st)...)
-	out = append(out, indexFindings(st)...)
-	out = append(out, unknownDiskFindings(st)...)
+	for _, f := range found {
+		out = append(out, f...)
+	}
 	SortFindings(out)
 	return out
 }
@@ -83,7 +95,7 @@ func activeAttachment(a *volume.Attachment) bool {
 // pairs returns every (volume, instance) pair a mapping, an attachment or a
 // guest disk of a known volume names, sorted.
 func (st *auditState) pairs() []pair {
-	set := map[pair]bool{}
+	set := make(map[pair]bool, len(st.mappings))
 	for p := range st.mappings {
 		set[p] = true
 	}

@@ -28,7 +28,7 @@ func (st *auditState) index() *auditIndex {
 		return st.idx
 	}
 	ix := &auditIndex{
-		byVolume: map[string][]pair{}, opPairs: map[pair]bool{}, opVolumes: map[string]bool{}, opInstances: map[string]bool{},
+		byVolume: make(map[string][]pair, len(st.mappings)), opPairs: map[pair]bool{}, opVolumes: map[string]bool{}, opInstances: map[string]bool{},
 		busyVolumes: map[string]bool{}, busyInstances: map[string]bool{},
 	}
 	st.idx = ix

@@ -85,6 +85,11 @@ func (r *Reconciler) scanAll(ctx context.Context, st *auditState, scope auditSco
 			return x.err
 		}
 	}
+	st.mappings = make(map[pair]*BlockDeviceMapping, len(kinds[0].read))
+	st.instanceMappings = make(map[string][]string, len(kinds[0].read))
+	st.ops = make(map[string]*Operation, len(kinds[1].read))
+	st.volumes = make(map[string]*volume.Volume, len(kinds[2].read))
+	st.attachments = make(map[string][]*volume.Attachment, len(kinds[2].read))
 	for _, rec := range kinds[0].read {
 		st.addMapping(rec.(*BlockDeviceMapping))
 	}
