@@ -44,6 +44,11 @@ const (
 	// no operation is working on, and that its attachments do not hold
 	// there.
 	FindingVolumeStuck FindingKind = "volume_stuck"
+	// FindingVolumeStuckCreating: a volume in creating, unchanged for
+	// longer than the grace period, whose creation is over (its caller
+	// stopped before its last commit; upstream's "volumes stuck in
+	// creating").
+	FindingVolumeStuckCreating FindingKind = "volume_stuck_creating"
 	// FindingStatusDrift: a volume's status or summary attach status
 	// disagrees with what its attachments derive (volume.DeriveStatus).
 	FindingStatusDrift FindingKind = "status_drift"
@@ -63,7 +68,7 @@ const (
 var FindingKinds = []FindingKind{
 	FindingMappingLegacyKey, FindingOperationUnfinished, FindingGuestDiskUnmapped, FindingMappingNoAttachment,
 	FindingAttachmentIncomplete, FindingAttachmentNoMapping, FindingMappingNoDisk,
-	FindingVolumeStuck, FindingStatusDrift, FindingExportOrphan, FindingIndexDrift,
+	FindingVolumeStuck, FindingVolumeStuckCreating, FindingStatusDrift, FindingExportOrphan, FindingIndexDrift,
 	FindingGuestDiskUnknown,
 }
 
@@ -99,6 +104,10 @@ const (
 	// RepairRecomputeStatus sets the volume's status to the derived one
 	// through the table (unreserve, roll_detaching or recompute_status).
 	RepairRecomputeStatus RepairAction = "recompute_status"
+	// RepairFailCreation moves a volume stuck in creating to error
+	// (create_failed), under the volume lock, as upstream's volume manager
+	// does at start.
+	RepairFailCreation RepairAction = "fail_creation"
 	// RepairRemoveExport removes the export on its backend.
 	RepairRemoveExport RepairAction = "remove_export"
 	// RepairRebuildIndex rewrites the instance's device index from its

@@ -253,7 +253,7 @@ func mappedPairFindings(st *auditState, base Finding, m *BlockDeviceMapping, att
 }
 
 // volumeFindings: volumes no operation works on whose status is not what
-// their attachments derive.
+// their attachments derive, and volumes left in creating.
 func volumeFindings(st *auditState) []Finding {
 	var out []Finding
 	for _, id := range slices.Sorted(maps.Keys(st.volumes)) {
@@ -280,6 +280,9 @@ func volumeFindings(st *auditState) []Finding {
 			}
 			f.Kind = FindingStatusDrift
 			f.Reason = fmt.Sprintf("volume is %s/%s but its attachments derive %s/%s", v.Status, v.AttachStatus, derived, attach)
+		case volume.StatusCreating:
+			f.Kind, f.Action = FindingVolumeStuckCreating, RepairFailCreation
+			f.Reason = "volume is creating, unchanged since " + v.UpdatedAt.UTC().Format(time.RFC3339) + ", and no operation works on it"
 		default:
 			continue // outside the attach flow: reset-state territory
 		}

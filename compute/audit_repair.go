@@ -120,6 +120,8 @@ func (x *repair) run(ctx context.Context) (string, error) {
 		return x.reattachGuestDisk(ctx)
 	case RepairRecomputeStatus:
 		return x.recomputeStatus(ctx)
+	case RepairFailCreation:
+		return x.failCreation(ctx)
 	case RepairRemoveExport:
 		if x.r.repairer == nil {
 			return "", ErrNoVolumeRepairer

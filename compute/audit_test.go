@@ -113,8 +113,13 @@ func (e *env) recViolations() []string {
 		if (v.Status == volume.StatusInUse) != attached {
 			errorf("volume %s is %s; attached attachment: %v", id, v.Status, attached)
 		}
-		// A volume is available exactly when it has no active attachment.
-		if (v.Status == volume.StatusAvailable) != (active == 0) {
+		// A volume is available exactly when it has no active attachment;
+		// a failed one (error: its creation failed) has none either.
+		if v.Status == volume.StatusError {
+			if active > 0 {
+				errorf("volume %s is error with %d active attachments", id, active)
+			}
+		} else if (v.Status == volume.StatusAvailable) != (active == 0) {
 			errorf("volume %s is %s with %d active attachments", id, v.Status, active)
 		}
 		// After reconciling nothing is attaching, detaching or reserved.

@@ -36,6 +36,9 @@ type VolumeRepairer interface {
 	// RecomputeStatus sets the volume's status to what its attachments
 	// derive, through the volume.status table.
 	RecomputeStatus(ctx context.Context, volumeID string) (bool, error)
+	// FailStuckCreation moves a volume left in creating to error, under
+	// the volume lock its creation holds throughout.
+	FailStuckCreation(ctx context.Context, volumeID string) (bool, error)
 }
 
 var _ VolumeRepairer = (*volume.Service)(nil)

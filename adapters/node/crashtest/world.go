@@ -149,8 +149,11 @@ func (w *World) Violations() []string {
 			}
 		}
 		// A volume is in-use exactly when it has an attached, non-error
-		// attachment, and available exactly when it has no active one.
-		if (v.Status == volume.StatusInUse) != (len(attached) > 0) || (v.Status == volume.StatusAvailable) != (len(live) == 0) {
+		// attachment, and available exactly when it has no active one, but
+		// for a volume in error (a failed creation, or one the reconciler
+		// found left in creating), which has no active one either.
+		free := v.Status == volume.StatusAvailable || v.Status == volume.StatusError
+		if (v.Status == volume.StatusInUse) != (len(attached) > 0) || free != (len(live) == 0) {
 			add("volume %s is %s with %d active and %d attached attachments", id, v.Status, len(live), len(attached))
 		}
 		// A non-multiattach volume never has two active attachments.
