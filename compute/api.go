@@ -294,7 +294,9 @@ func (a *API) WaitOperation(ctx context.Context, id string) (OperationResult, er
 // wait waits for op's result from its host: the finished operation, or
 // OperationTimedOut when ctx ends first (the operation goes on).
 //
-// The host's result on the queue is the usual answer. An operation can
+// The host's result on the queue is the usual answer (a store-backed
+// queue answers with none when the operation's final commit landed: the
+// record is read then). An operation can
 // also end without one, when it was never handed to its host (an API
 // process stopped in between) and a reconciler finished or undid it: the
 // operation record is read again now and then, so such a wait ends too.
@@ -302,8 +304,9 @@ func (a *API) wait(ctx context.Context, op *Operation) (OperationResult, error) 
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type answer struct {
-		res OperationResult
-		err error
+		res   OperationResult
+		err   error
+		empty bool
 	}
 	queued := make(chan answer, 1)
 	go func() {
@@ -312,8 +315,12 @@ func (a *API) wait(ctx context.Context, op *Operation) (OperationResult, error) 
 			queued <- answer{err: err}
 			return
 		}
+		if len(raw) == 0 {
+			queued <- answer{empty: true}
+			return
+		}
 		res, err := decodeResult(raw)
-		queued <- answer{res, err}
+		queued <- answer{res: res, err: err}
 	}()
 	poll := time.NewTimer(operationPollFirst)
 	defer poll.Stop()
@@ -323,7 +330,16 @@ func (a *API) wait(ctx context.Context, op *Operation) (OperationResult, error) 
 			if got.err != nil && ctx.Err() != nil {
 				return OperationResult{}, Raise(ErrOperationTimedOut, "operation %s on host %s still in progress: %w", op.ID, op.Host, got.err)
 			}
-			return got.res, got.err
+			if got.err != nil || !got.empty {
+				return got.res, got.err
+			}
+			// A store-backed queue answers with no result: the
+			// operation record holds it.
+			cur := &Operation{ID: op.ID}
+			if err := a.cfg.Store.Get(wctx, cur); err == nil && cur.Done() {
+				return resultOf(cur), nil
+			}
+			queued = nil // ended without a result it can tell: poll
 		case <-poll.C:
 			cur := &Operation{ID: op.ID}
 			if err := a.cfg.Store.Get(wctx, cur); err == nil && cur.Done() {

@@ -268,17 +268,6 @@ func (a *API) createAttach(ctx context.Context, inst *Instance, m *BlockDeviceMa
 	return err
 }
 
-// handOff queues op for its host. When the queue cannot be reached the
-// attach is rolled back, unless the host already took it.
-func (a *API) handOff(ctx context.Context, op *Operation, log logrus.FieldLogger) error {
-	err := a.cfg.Queue.Put(ctx, op.Host, op.ID, []byte(op.ID))
-	if err == nil {
-		return nil
-	}
-	log.WithError(err).Warn("could not queue the operation; rolling it back")
-	return errors.Join(err, a.cancelQueued(ctx, op, err))
-}
-
 // cancelQueued rolls back an operation that could not be queued: under the
 // instance lock, and only if no host took it meanwhile (the queue's answer
 // may have been lost after it stored the item).

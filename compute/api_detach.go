@@ -144,9 +144,8 @@ func (a *API) DetachVolume(ctx context.Context, req DetachRequest) error {
 		}
 		return resultOf(op).Err()
 	}
-	if err := a.cfg.Queue.Put(ctx, op.Host, op.ID, []byte(op.ID)); err != nil {
-		log.WithError(err).Warn("could not queue the detach; rolling it back")
-		return errors.Join(err, a.cancelQueued(ctx, op, err))
+	if err := a.handOff(ctx, op, log); err != nil {
+		return err
 	}
 	if req.Async {
 		return nil

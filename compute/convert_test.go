@@ -18,7 +18,7 @@ func (e *env) queueMapping(i *compute.Instance, m *compute.BlockDeviceMapping) *
 	now := time.Now().UTC()
 	op := &compute.Operation{
 		ID: volume.NewUUID(), Kind: compute.OperationAttach, InstanceUUID: i.UUID, VolumeID: m.VolumeID,
-		Host: i.Host, Step: compute.StepRequested, Device: m.DeviceName, Mode: volume.ModeRW, CreatedAt: now,
+		Host: i.Host, Queued: true, Step: compute.StepRequested, Device: m.DeviceName, Mode: volume.ModeRW, CreatedAt: now,
 	}
 	m.UUID, m.InstanceUUID, m.DestinationType, m.OperationID = volume.NewUUID(), i.UUID, compute.DestinationVolume, op.ID
 	fresh := e.reload(i)

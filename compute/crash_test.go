@@ -427,7 +427,7 @@ func (w *world) start() *proc {
 	opts := []etcd.Option{etcd.WithPrefix(w.prefix), etcd.WithSessionTTL(sessionTTL)}
 	store := &crashStore{Store: &fake.Store{Store: etcd.NewStore(p.cli, opts...), Faults: w.faults}, hook: p.hook}
 	locker := etcd.NewLocker(p.cli, opts...)
-	queue := etcd.NewQueue(p.cli, opts...)
+	queue := etcd.NewWorkQueue(p.cli, opts...)
 	var err error
 	p.api, err = compute.NewAPI(compute.APIConfig{
 		Store: store, Volumes: w.vapi, Queue: faultyQueue{HostQueue: queue, faults: w.faults}, Locker: locker,

@@ -65,11 +65,11 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	vapi := &fake.VolumeAPI{VolumeAPI: e.volumes, Faults: e.faults}
 	e.driver = fake.NewDriver(testHost, e.faults)
 	acfg := compute.APIConfig{
-		Store: e.store, Volumes: vapi, Queue: etcdtest.Queue(t), Locker: e.locker,
+		Store: e.store, Volumes: vapi, Queue: etcdtest.WorkQueue(t), Locker: e.locker,
 		Services: e.hosts, Notifier: e.notes,
 	}
 	mcfg := compute.ManagerConfig{
-		Host: testHost, Store: e.store, Locker: e.locker, Queue: etcdtest.Queue(t, etcd.WithSessionTTL(5*time.Second)),
+		Host: testHost, Store: e.store, Locker: e.locker, Queue: etcdtest.WorkQueue(t),
 		Volumes: vapi, Driver: e.driver, Notifier: e.notes, RetryInterval: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond,
 	}
 	for _, o := range opts {
@@ -365,3 +365,4 @@ func (h *hostsUp) set(host string, up bool) {
 
 var _ compute.VolumeAPI = (*volume.Service)(nil)
 var _ compute.HostQueue = (*etcd.Queue)(nil)
+var _ compute.HostQueue = (*etcd.WorkQueue)(nil)

@@ -38,7 +38,10 @@ type Operation struct {
 	// shelved_offloaded instance, whose operations the API completes itself
 	// because no hypervisor holds the instance.
 	Host string `json:"host,omitempty"`
-	Step Step   `json:"step"`
+	// Queued says the operation was handed to its host: from then on it
+	// is its host's work item (volattach.Work) until it ends.
+	Queued bool `json:"queued,omitempty"`
+	Step   Step `json:"step"`
 	// FailedStep is the step at which the forward path failed; it decides
 	// which compensations the rollback runs.
 	FailedStep Step `json:"failed_step,omitempty"`
@@ -72,6 +75,15 @@ type OperationError struct {
 func (o *Operation) Key() volattach.Key {
 	return volattach.Key{Kind: volattach.KindOperation, ID: o.ID}
 }
+
+// WorkHost is the host whose agent runs the operation.
+func (o *Operation) WorkHost() string { return o.Host }
+
+// WorkPending reports whether the operation is its host's work: handed
+// over and not ended.
+func (o *Operation) WorkPending() bool { return o.Queued && o.Host != "" && !o.Done() }
+
+var _ volattach.Work = (*Operation)(nil)
 
 // Offloaded reports whether the operation is for a shelved_offloaded
 // instance (no host, no hypervisor work).

@@ -80,7 +80,7 @@ func (a *API) reconcileLocked(ctx context.Context, op *Operation, lk volattach.L
 		log.Info("resuming an operation of a shelved_offloaded instance")
 		return true, a.runner.run(ctx, op, lk.Fence())
 	case op.Step != StepRequested || op.Kind == OperationDetach:
-		return true, a.requeue(ctx, op)
+		return true, a.requeue(ctx, op, lk)
 	}
 	reserved, err := a.reservedFor(ctx, op)
 	if err != nil {
@@ -88,15 +88,18 @@ func (a *API) reconcileLocked(ctx context.Context, op *Operation, lk volattach.L
 	}
 	if reserved {
 		log.Info("queueing an attach its API call never handed over")
-		return true, a.requeue(ctx, op)
+		return true, a.requeue(ctx, op, lk)
 	}
 	log.Info("destroying the mapping of an attach whose API call stopped before reserving")
 	return true, a.runner.abandon(ctx, op, lk.Fence(), Raise(ErrInvalidVolume, "the attach request stopped before the volume was reserved"))
 }
 
-// requeue hands op to its host again; an item still queued, or already
-// done, is left as it is.
-func (a *API) requeue(ctx context.Context, op *Operation) error {
+// requeue hands op to its host again under the instance lock lk; an item
+// still queued, or already done, is left as it is.
+func (a *API) requeue(ctx context.Context, op *Operation, lk volattach.Lock) error {
+	if err := a.markQueued(ctx, op, lk.Fence()); err != nil {
+		return err
+	}
 	err := a.cfg.Queue.Put(ctx, op.Host, op.ID, []byte(op.ID))
 	if errors.Is(err, volattach.ErrConflict) {
 		return nil

@@ -120,12 +120,24 @@ func (s *Store) plan(txn volattach.Txn) (*commitPlan, error) {
 			return nil, err
 		}
 		p.then = append(p.then, clientv3.OpPut(s.o.recordKey(r.Key()), string(value)))
+		if op, err := s.workOp(r, false); err != nil || op != nil {
+			if err != nil {
+				return nil, err
+			}
+			p.then = append(p.then, *op)
+		}
 	}
 	for _, r := range txn.Deletes {
 		if err := write(r); err != nil {
 			return nil, err
 		}
 		p.then = append(p.then, clientv3.OpDelete(s.o.recordKey(r.Key())))
+		if op, err := s.workOp(r, true); err != nil || op != nil {
+			if err != nil {
+				return nil, err
+			}
+			p.then = append(p.then, *op)
+		}
 	}
 	for _, r := range txn.Reads {
 		if err := compare(r); err != nil {

@@ -17,6 +17,8 @@ import (
 //	Pqueue/<host>/item/<id>               a queued operation's payload
 //	Pqueue/<host>/claim/<id>              an agent's claim, bound to its lease
 //	Pqueue/<host>/result/<id>             the result the agent left
+//	Pqueue/<host>/work/<id>               a pending volattach.Work record (an
+//	                                      operation), written by its own commit
 //
 // Kinds, IDs and hosts never hold "/", so no entity's keys nest under
 // another's. History entries are ordered by the revision that created them;
@@ -92,3 +94,5 @@ func (o options) claimKey(host, id string) string {
 func (o options) resultKey(host, id string) string {
 	return o.hostPrefix(host) + "result/" + id
 }
+func (o options) workPrefix(host string) string { return o.hostPrefix(host) + "work/" }
+func (o options) workKey(host, id string) string  { return o.workPrefix(host) + id }

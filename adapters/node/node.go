@@ -31,7 +31,7 @@ type Node struct {
 	client *clientv3.Client
 	store  *etcd.Store
 	locker *etcd.Locker
-	queue  *etcd.Queue
+	queue  *etcd.WorkQueue
 	// services holds this host's presence key while its agent runs.
 	services *etcd.Services
 	file     *file.Backend
@@ -113,7 +113,7 @@ func (n *Node) start(ctx context.Context) error {
 	opts := []etcd.Option{etcd.WithPrefix(cfg.Etcd.Prefix), etcd.WithSessionTTL(cfg.Etcd.SessionTTL), etcd.WithLogger(n.log)}
 	n.store = etcd.NewStore(n.client, opts...)
 	n.locker = etcd.NewLocker(n.client, opts...)
-	n.queue = etcd.NewQueue(n.client, opts...)
+	n.queue = etcd.NewWorkQueue(n.client, opts...)
 	var store volattach.Store = n.store
 	if cfg.WrapStore != nil {
 		store = cfg.WrapStore(store)
@@ -324,9 +324,6 @@ func (n *Node) close(ctx context.Context) error {
 	if n.virt != nil {
 		add("libvirt adapter", n.virt.Close())
 	}
-	if n.queue != nil {
-		add("queue", n.queue.Close(ctx))
-	}
 	if n.locker != nil {
 		add("locker", n.locker.Close(ctx))
 	}
@@ -364,7 +361,7 @@ func (n *Node) Store() *etcd.Store { return n.store }
 func (n *Node) Locker() *etcd.Locker { return n.locker }
 
 // Queue returns the host work queue.
-func (n *Node) Queue() *etcd.Queue { return n.queue }
+func (n *Node) Queue() *etcd.WorkQueue { return n.queue }
 
 // Volumes returns the volume side.
 func (n *Node) Volumes() *volume.Service { return n.volumes }

@@ -91,10 +91,9 @@ func newSoak(tb testing.TB, set soakSettings, pairs int) *soak {
 	tb.Cleanup(func() { cli.Close() })
 	s := &soak{tb: tb, srv: srv, cli: cli, store: etcd.NewStore(cli)}
 	locker := etcd.NewLocker(cli, etcd.WithSessionTTL(5*time.Second))
-	queue := etcd.NewQueue(cli, etcd.WithSessionTTL(5*time.Second))
+	queue := etcd.NewWorkQueue(cli)
 	tb.Cleanup(func() {
 		locker.Close(context.Background())
-		queue.Close(context.Background())
 	})
 	volumes, err := volume.NewService(volume.WithStore(s.store), volume.WithLocker(locker), volume.WithBackend(nullBackend{}))
 	if err != nil {

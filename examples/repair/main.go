@@ -242,11 +242,10 @@ func connect(ctx context.Context, o options, log logrus.FieldLogger) (*deploymen
 	}
 	d.closers = append(d.closers, func() { cli.Close() })
 	opts := []etcd.Option{etcd.WithPrefix(o.prefix), etcd.WithLogger(log)}
-	store, locker, queue := etcd.NewStore(cli, opts...), etcd.NewLocker(cli, opts...), etcd.NewQueue(cli, opts...)
+	store, locker, queue := etcd.NewStore(cli, opts...), etcd.NewLocker(cli, opts...), etcd.NewWorkQueue(cli, opts...)
 	d.closers = append(d.closers, func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = queue.Close(cctx)
 		_ = locker.Close(cctx)
 	})
 	vopts := []volume.Option{volume.WithStore(store), volume.WithLocker(locker), volume.WithLogger(log)}

@@ -201,6 +201,13 @@ func Queue(t testing.TB, opts ...etcd.Option) *etcd.Queue {
 	return q
 }
 
+// WorkQueue returns a WorkQueue under the test's prefix (the host queue
+// whose items are the Store's pending operations).
+func WorkQueue(t testing.TB, opts ...etcd.Option) *etcd.WorkQueue {
+	t.Helper()
+	return etcd.NewWorkQueue(Client(t), append([]etcd.Option{etcd.WithPrefix(Prefix(t))}, opts...)...)
+}
+
 // Revision returns the shared server's current revision: a test that
 // expects nothing to be written checks it is unchanged. It is server-wide,
 // so such a test must not run in parallel with tests that write.
