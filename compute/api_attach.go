@@ -63,6 +63,7 @@ func (a *API) AttachVolume(ctx context.Context, req AttachRequest) (*VolumeAttac
 	}
 	var m *BlockDeviceMapping
 	var op *Operation
+	var reserve *volume.Change
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			if inst, err = a.instance(ctx, req.InstanceUUID); err != nil {
@@ -86,7 +87,10 @@ func (a *API) AttachVolume(ctx context.Context, req AttachRequest) (*VolumeAttac
 		if err := a.checkAttachAndReserve(inst, vol, req); err != nil {
 			return nil, err
 		}
-		err = a.createAttach(ctx, inst, m, op)
+		if reserve, err = a.reserveChange(ctx, op); err != nil {
+			return nil, err
+		}
+		err = a.createAttach(ctx, inst, m, op, reserve)
 		if err == nil {
 			break
 		}
@@ -103,7 +107,9 @@ func (a *API) AttachVolume(ctx context.Context, req AttachRequest) (*VolumeAttac
 		}
 		return a.finished(ctx, op, resultOf(op))
 	}
-	if err := a.cfg.Volumes.Reserve(ctx, req.VolumeID); err != nil {
+	if reserve != nil {
+		reserve.Committed(ctx)
+	} else if err := a.cfg.Volumes.Reserve(ctx, req.VolumeID); err != nil {
 		err = volumeError(err)
 		if aerr := a.runner.abandon(ctx, op, nil, err); aerr != nil {
 			log.WithError(aerr).Error("could not destroy the mapping of a refused attach")
@@ -247,25 +253,65 @@ func (a *API) newAttach(inst *Instance, vol *volume.Volume, req AttachRequest) (
 	return m, op, nil
 }
 
+// reserveChange is the volume's reservation as a value for the attach's
+// first commit, when the volume side offers one (nil otherwise, and for a
+// shelved_offloaded instance, whose attachment reserves the volume). A
+// refusal is the attach's answer, with nothing written.
+func (a *API) reserveChange(ctx context.Context, op *Operation) (*volume.Change, error) {
+	vc := changes(a.cfg.Volumes)
+	if vc == nil || op.Offloaded() {
+		return nil, nil
+	}
+	ch, err := vc.ReserveChange(ctx, op.VolumeID)
+	switch {
+	case errors.Is(err, volume.ErrNotComposable):
+		return nil, nil // reserved by a call of its own
+	case err != nil:
+		return nil, volumeError(err)
+	}
+	return ch, nil
+}
+
 // createAttach writes the mapping, the operation and the instance's device
 // index in one transaction compared on the instance's revision, with the
-// vm_state row the attach fired (it leaves vm_state unchanged).
-func (a *API) createAttach(ctx context.Context, inst *Instance, m *BlockDeviceMapping, op *Operation) error {
+// vm_state row the attach fired (it leaves vm_state unchanged). With the
+// volume's reservation as a value (reserve, may be nil) the same commit
+// reserves the volume and hands the operation to its host: the attach's
+// one write before the host takes it.
+func (a *API) createAttach(ctx context.Context, inst *Instance, m *BlockDeviceMapping, op *Operation, reserve *volume.Change) error {
 	if inst.BlockDevices == nil {
 		inst.BlockDevices = map[string]string{}
 	}
 	inst.BlockDevices[m.VolumeID] = m.DeviceName
-	_, err := a.cfg.Store.Commit(ctx, volattach.Txn{
+	txn := volattach.Txn{
 		Puts: []volattach.Record{inst, m, op},
 		History: []volattach.Transition{{
 			Table: VMStateTableName, Entity: inst.Key(), From: string(inst.VMState), To: string(inst.VMState),
 			Event: string(ActionAttachVolume), RequestID: op.RequestID, Operation: op.ID,
 		}},
-	})
+	}
+	if reserve != nil {
+		op.Queued = true
+		txn.Merge(withOperation(reserve.Txn, op))
+	}
+	_, err := a.cfg.Store.Commit(ctx, txn)
 	if err != nil {
 		delete(inst.BlockDevices, m.VolumeID)
+		op.Queued = false
 	}
 	return err
+}
+
+// withOperation tags a volume change's history entries with the request
+// and operation they belong to.
+func withOperation(txn volattach.Txn, op *Operation) volattach.Txn {
+	for i := range txn.History {
+		txn.History[i].Operation = op.ID
+		if txn.History[i].RequestID == "" {
+			txn.History[i].RequestID = op.RequestID
+		}
+	}
+	return txn
 }
 
 // cancelQueued rolls back an operation that could not be queued: under the

@@ -92,7 +92,17 @@ func (a *API) DetachVolume(ctx context.Context, req DetachRequest) error {
 	}
 	// upstream _detach_volume_shelved_offloaded skips begin_detaching for
 	// a mapping attached through the attachments API, as ours are.
-	if !offloaded {
+	// With the volume side as values, begin_detaching is part of the
+	// commit that records the detach (and hands it to the host).
+	var begin *volume.Change
+	if vc := changes(a.cfg.Volumes); !offloaded && vc != nil {
+		ch, err := vc.BeginDetachingChange(ctx, req.VolumeID)
+		if err != nil && !errors.Is(err, volume.ErrNotComposable) {
+			return volumeError(err)
+		}
+		begin = ch
+	}
+	if !offloaded && begin == nil {
 		if err := a.cfg.Volumes.BeginDetaching(ctx, req.VolumeID); err != nil {
 			return volumeError(err)
 		}
@@ -107,7 +117,12 @@ func (a *API) DetachVolume(ctx context.Context, req DetachRequest) error {
 		op.Host = inst.Host
 	}
 	m.OperationID = op.ID
-	if _, err := a.cfg.Store.Commit(ctx, volattach.Txn{Puts: []volattach.Record{m, op}}); err != nil {
+	txn := volattach.Txn{Puts: []volattach.Record{m, op}}
+	if begin != nil {
+		op.Queued = true
+		txn.Merge(withOperation(begin.Txn, op))
+	}
+	if _, err := a.cfg.Store.Commit(ctx, txn); err != nil {
 		if !errors.Is(err, volattach.ErrConflict) {
 			// The write may have applied (its reply was lost): decide from
 			// what is stored, never roll back blindly.
@@ -125,7 +140,7 @@ func (a *API) DetachVolume(ctx context.Context, req DetachRequest) error {
 			// Another request changed the mapping since it was read, or
 			// the commit did not apply: give the volume back its in-use
 			// status and let the caller retry.
-			if !offloaded {
+			if !offloaded && begin == nil {
 				if rerr := a.cfg.Volumes.RollDetaching(ctx, req.VolumeID); rerr != nil {
 					log.WithError(rerr).Error("roll_detaching after a failed detach request")
 				}
@@ -135,6 +150,9 @@ func (a *API) DetachVolume(ctx context.Context, req DetachRequest) error {
 			}
 			return err
 		}
+	}
+	if begin != nil {
+		begin.Committed(ctx)
 	}
 	log = log.WithField("operation", op.ID)
 	a.cfg.Notifier.Notify(ctx, notification(a.cfg.Clock, "instance.volume_detach.start", op))

@@ -17,7 +17,10 @@ import (
 // instead of waiting for a host's answer that never comes until the
 // caller's deadline (OperationTimedOut).
 func TestRetryEndsWhenUnqueuedAttachIsUndone(t *testing.T) {
-	e := newEnv(t)
+	// A reserve of its own after the mapping's commit: a volume side
+	// that offers no changes as values (with one, the reserve is part of
+	// that commit and the scenario cannot happen).
+	e := newEnv(t, legacyHandOff(t))
 	i, v := e.instance(), e.volume()
 	e.faults.FailOnce(fake.StepReserve, nil)
 	e.faults.FailOnce(fake.CommitStep(compute.AttachStepTableName, "fail"), nil)

@@ -37,13 +37,13 @@ func newServiceEnv(t *testing.T) *env {
 	vapi := compute.ServiceVolumes(e.volumes)
 	e.driver = fake.NewDriver(testHost, e.faults)
 	if e.api, err = compute.NewAPI(compute.APIConfig{
-		Store: e.store, Volumes: vapi, Queue: etcdtest.Queue(t), Locker: e.locker, Services: e.hosts, Notifier: e.notes,
+		Store: e.store, Volumes: vapi, Queue: etcdtest.WorkQueue(t), Locker: e.locker, Services: e.hosts, Notifier: e.notes,
 	}); err != nil {
 		t.Fatal(err)
 	}
 	e.stop = func() {}
 	e.mcfg = compute.ManagerConfig{
-		Host: testHost, Store: e.store, Locker: e.locker, Queue: etcdtest.Queue(t, etcd.WithSessionTTL(5*time.Second)),
+		Host: testHost, Store: e.store, Locker: e.locker, Queue: etcdtest.WorkQueue(t),
 		Volumes: vapi, Driver: e.driver, Notifier: e.notes, RetryInterval: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond,
 	}
 	e.startAgent(e.mcfg)

@@ -47,6 +47,20 @@ func withoutAgent() envOption {
 	return func(_ *compute.APIConfig, m *compute.ManagerConfig) { m.Host = "" }
 }
 
+// callOnly is a volume API that offers no changes as values (a volume side
+// reached over the network): the compute side calls it, one write per call.
+type callOnly struct{ compute.VolumeAPI }
+
+// legacyHandOff wires the compute side as an embedder with a remote volume
+// side does: every volume-side step a call of its own, and the queue with
+// its own put/claim/done keys.
+func legacyHandOff(t testing.TB) envOption {
+	return func(a *compute.APIConfig, m *compute.ManagerConfig) {
+		a.Volumes, m.Volumes = callOnly{a.Volumes}, callOnly{m.Volumes}
+		a.Queue, m.Queue = etcdtest.Queue(t), etcdtest.Queue(t, etcd.WithSessionTTL(5*time.Second))
+	}
+}
+
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	testenv.NeedCommand(t, "qemu-img")

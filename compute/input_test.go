@@ -112,7 +112,7 @@ func TestReconcileAbandonIsFenced(t *testing.T) {
 	i, v := e.instance(), e.memVolume("", false)
 	op := e.recordAttach(i, v)
 	logged := &txnLog{Store: e.store}
-	api, err := compute.NewAPI(compute.APIConfig{Store: logged, Volumes: e.mcfg.Volumes, Queue: etcdtest.Queue(t), Locker: e.locker})
+	api, err := compute.NewAPI(compute.APIConfig{Store: logged, Volumes: e.mcfg.Volumes, Queue: etcdtest.WorkQueue(t), Locker: e.locker})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -210,7 +210,7 @@ func (m *Manager) Handle(ctx context.Context, id string) (OperationResult, error
 		if err := m.cfg.Store.Get(lctx, op); err != nil {
 			return &RetryLaterError{Operation: id, Step: op.Step, Err: err}
 		}
-		if err := m.runner.run(lctx, op, lk.Fence()); err != nil {
+		if err := m.runner.runHolding(lctx, op, lk); err != nil {
 			select {
 			case <-lk.Lost():
 				return fmt.Errorf("%w: %w", volattach.ErrLockLost, err)

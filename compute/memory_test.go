@@ -115,11 +115,11 @@ func newMemEnv(t testing.TB, b volume.Backend, opts ...envOption) *env {
 	vapi := &fake.VolumeAPI{VolumeAPI: e.volumes, Faults: e.faults}
 	e.driver = fake.NewDriver(testHost, e.faults)
 	acfg := compute.APIConfig{
-		Store: e.store, Volumes: vapi, Queue: etcdtest.Queue(t), Locker: e.locker,
+		Store: e.store, Volumes: vapi, Queue: etcdtest.WorkQueue(t), Locker: e.locker,
 		Services: e.hosts, Notifier: e.notes,
 	}
 	mcfg := compute.ManagerConfig{
-		Host: testHost, Store: e.store, Locker: e.locker, Queue: etcdtest.Queue(t, etcd.WithSessionTTL(5*time.Second)),
+		Host: testHost, Store: e.store, Locker: e.locker, Queue: etcdtest.WorkQueue(t),
 		Volumes: vapi, Driver: e.driver, Notifier: e.notes, RetryInterval: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond,
 	}
 	for _, o := range opts {

@@ -221,7 +221,10 @@ func waitFor(t *testing.T, cond func() bool) {
 // leaves a mapping, and every retry fails. Here the retry joins the
 // attach still running and gets its device; no second mapping appears.
 func TestRetryOfTimedOutAttach(t *testing.T) {
-	e := newEnv(t)
+	waiting := make(chan struct{}, 4)
+	e := newEnv(t, func(a *compute.APIConfig, _ *compute.ManagerConfig) {
+		a.Queue = waitSignal{HostQueue: a.Queue, waiting: waiting}
+	})
 	i, v := e.instance(), e.volume()
 	hold := e.faults.Hang(fake.StepAttachGuest)
 	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -239,6 +242,8 @@ func TestRetryOfTimedOutAttach(t *testing.T) {
 		retried <- va
 	}()
 	<-hold.Reached()
+	<-waiting // the first attach's wait
+	<-waiting // the retry joined the running attach
 	hold.Release()
 	va := <-retried
 	if va == nil {
@@ -256,4 +261,16 @@ func TestRetryOfTimedOutAttach(t *testing.T) {
 		t.Errorf("%d operations for one attach and its retry", ops)
 	}
 	e.requireHistoryOnRows()
+}
+
+// waitSignal tells, on waiting, each time a caller starts waiting for an
+// operation's result.
+type waitSignal struct {
+	compute.HostQueue
+	waiting chan<- struct{}
+}
+
+func (q waitSignal) Wait(ctx context.Context, host, id string) ([]byte, error) {
+	q.waiting <- struct{}{}
+	return q.HostQueue.Wait(ctx, host, id)
 }

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
-	"time"
 
-	"github.com/volattach/volattach/adapters/etcd"
 	"github.com/volattach/volattach/adapters/etcd/etcdtest"
 	"github.com/volattach/volattach/compute"
 	"github.com/volattach/volattach/compute/fake"
@@ -200,7 +198,9 @@ func (q faultyQueue) Put(ctx context.Context, host, id string, payload []byte) e
 // its host), and a detach gives the volume back its in-use status.
 func TestQueueUnreachable(t *testing.T) {
 	var faults *fake.Faults
-	e := newEnv(t, func(a *compute.APIConfig, _ *compute.ManagerConfig) {
+	// Only a queue of its own can be unreachable: with the store's queue
+	// the commit that records the attach hands it over.
+	e := newEnv(t, legacyHandOff(t), func(a *compute.APIConfig, _ *compute.ManagerConfig) {
 		faults = fake.NewFaults()
 		a.Queue = faultyQueue{HostQueue: a.Queue, faults: faults}
 	})
@@ -224,7 +224,7 @@ func TestQueueUnreachable(t *testing.T) {
 func (e *env) restartAgent() {
 	e.stop()
 	cfg := e.mcfg
-	cfg.Queue = etcdtest.Queue(e.t, etcd.WithSessionTTL(5*time.Second))
+	cfg.Queue = etcdtest.WorkQueue(e.t)
 	e.startAgent(cfg)
 }
 

@@ -55,14 +55,27 @@ type runner struct {
 // must be resumed later, or the error that stopped it (lost lock, ctx).
 type run struct {
 	*runner
-	op      *Operation
-	fence   volattach.Fence
+	op    *Operation
+	fence volattach.Fence
+	// lock, when set, is the lock fence belongs to, released by the
+	// operation's final commit (no unlock round trip of its own).
+	lock    volattach.Lock
 	bdm     *BlockDeviceMapping
 	pending []volattach.Transition
 	log     logrus.FieldLogger
 }
 
 func (r *runner) run(ctx context.Context, op *Operation, fence volattach.Fence) (err error) {
+	return r.exec(ctx, op, fence, nil)
+}
+
+// runHolding is run under lk, which the operation's final commit releases:
+// the caller's locked section ends with it.
+func (r *runner) runHolding(ctx context.Context, op *Operation, lk volattach.Lock) (err error) {
+	return r.exec(ctx, op, lk.Fence(), lk)
+}
+
+func (r *runner) exec(ctx context.Context, op *Operation, fence volattach.Fence, lk volattach.Lock) (err error) {
 	defer r.recoverFault(ctx, op, fence, &err)
 	if op.Done() {
 		return nil
@@ -72,6 +85,7 @@ func (r *runner) run(ctx context.Context, op *Operation, fence volattach.Fence) 
 	if err != nil {
 		return err
 	}
+	x.lock = lk
 	if op.Kind == OperationDetach {
 		return x.detach(ctx)
 	}
@@ -205,11 +219,22 @@ func (x *run) advance(ctx context.Context, e StepEvent) {
 // checkpoint writes the operation (and puts/deletes) with the pending
 // history in one transaction under the fence.
 func (x *run) checkpoint(ctx context.Context, puts []volattach.Record, deletes []volattach.Record) error {
+	return x.commit(ctx, puts, deletes, volattach.Txn{}, false)
+}
+
+// commit is checkpoint with another component's change merged in (extra)
+// and, for the operation's final commit (last), the run's lock released
+// in the same transaction.
+func (x *run) commit(ctx context.Context, puts, deletes []volattach.Record, extra volattach.Txn, last bool) error {
 	x.op.UpdatedAt = x.now().UTC()
-	txn := volattach.Txn{Puts: append([]volattach.Record{x.op}, puts...), Deletes: deletes, History: x.pending}
+	txn := volattach.Txn{Puts: append([]volattach.Record{x.op}, puts...), Deletes: deletes, History: append([]volattach.Transition(nil), x.pending...)}
 	if x.fence != nil {
 		txn.Fences = []volattach.Fence{x.fence}
 	}
+	if last && x.lock != nil {
+		txn.Releases = []volattach.Lock{x.lock}
+	}
+	txn.Merge(extra)
 	if _, err := x.store.Commit(ctx, txn); err != nil {
 		return err
 	}
@@ -240,6 +265,13 @@ func (x *run) fail(ctx context.Context, cause error) error {
 // deleted), and the instance's device index, re-reading the instance when
 // a concurrent request changed it meanwhile.
 func (x *run) finish(ctx context.Context, destroyMapping bool) error {
+	return x.finishWith(ctx, destroyMapping, nil)
+}
+
+// finishWith is finish whose commit also carries the volume side's change
+// compose builds (on a fresh read for every attempt; nil: none), so the
+// volume's records move in the same commit as the operation's end.
+func (x *run) finishWith(ctx context.Context, destroyMapping bool, compose func(context.Context) (*volume.Change, error)) error {
 	if !destroyMapping {
 		x.bdm.clearOperation(x.op.ID)
 	}
@@ -247,7 +279,15 @@ func (x *run) finish(ctx context.Context, destroyMapping bool) error {
 	// for the detach, and a rolled-back attach has no connection left.
 	x.op.ConnectionInfo = nil
 	var err error
+	var vch *volume.Change
 	for range x.conflictRetries + 1 {
+		var extra volattach.Txn
+		if compose != nil {
+			if vch, err = compose(ctx); err != nil {
+				break
+			}
+			extra = withOperation(vch.Txn, x.op)
+		}
 		puts := []volattach.Record{}
 		var deletes []volattach.Record
 		if destroyMapping {
@@ -263,13 +303,16 @@ func (x *run) finish(ctx context.Context, destroyMapping bool) error {
 		} else {
 			puts = append(puts, x.bdm)
 		}
-		err = x.checkpoint(ctx, puts, deletes)
+		err = x.commit(ctx, puts, deletes, extra, true)
 		if err == nil || !errors.Is(err, volattach.ErrConflict) || errors.Is(err, volattach.ErrLockLost) {
 			break
 		}
 	}
 	if err != nil {
 		return x.stop(err)
+	}
+	if vch != nil {
+		vch.Committed(ctx)
 	}
 	for _, event := range endNotifications(x.op) {
 		x.notify.Notify(ctx, notification(x.now, event, x.op))

@@ -205,6 +205,31 @@ func (x *run) attachGuest(ctx context.Context) error {
 // forward: a failed final commit is retried, and the retried attach finds
 // its attachment (upstream's idempotent re-attach).
 func (x *run) attachVolume(ctx context.Context) error {
+	if vc := changes(x.volumes); vc != nil {
+		ch, err := x.attachChange(ctx, vc)
+		switch {
+		case errors.Is(err, volume.ErrNotComposable):
+			// The backend runs an attach hook: the volume side commits.
+		case err != nil:
+			return x.forward(ctx, volumeError(err))
+		default:
+			// The volume's attach is the operation's final commit.
+			x.bdm.AttachmentID = ch.Attachment.ID
+			x.advance(ctx, EventAttachVolume)
+			first := ch
+			return x.finishWith(ctx, false, func(ctx context.Context) (*volume.Change, error) {
+				c := first
+				if first = nil; c == nil {
+					var err error
+					if c, err = x.attachChange(ctx, vc); err != nil {
+						return nil, err
+					}
+				}
+				x.bdm.AttachmentID = c.Attachment.ID
+				return c, nil
+			})
+		}
+	}
 	att, err := x.volumes.Attach(ctx, x.op.VolumeID, x.op.InstanceUUID, x.op.Host, x.bdm.DeviceName, x.op.Mode)
 	if err != nil && !stopped(ctx, err) {
 		// A resumed run whose earlier attempt attached before it could
@@ -221,6 +246,12 @@ func (x *run) attachVolume(ctx context.Context) error {
 	x.bdm.AttachmentID = att.ID
 	x.advance(ctx, EventAttachVolume)
 	return x.finish(ctx, false)
+}
+
+// attachChange is the volume side's attach as a value for this
+// operation's final commit.
+func (x *run) attachChange(ctx context.Context, vc VolumeChanges) (*volume.Change, error) {
+	return vc.AttachChange(ctx, x.op.VolumeID, x.op.InstanceUUID, x.op.Host, x.bdm.DeviceName, x.op.Mode)
 }
 
 // attachedAttachment returns the volume's attached attachment for this

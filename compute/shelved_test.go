@@ -88,7 +88,7 @@ func TestShelvedOffloadedRunStopsOnLostLock(t *testing.T) {
 	e := newMemEnv(t, newChapBackend(), withoutAgent())
 	i, v := e.instance(inState(compute.VMShelvedOffloaded)), e.memVolume("", false)
 	locker := &losingLocker{Locker: e.locker, lost: make(chan struct{})}
-	api, err := compute.NewAPI(compute.APIConfig{Store: e.store, Volumes: e.mcfg.Volumes, Queue: etcdtest.Queue(t), Locker: locker})
+	api, err := compute.NewAPI(compute.APIConfig{Store: e.store, Volumes: e.mcfg.Volumes, Queue: etcdtest.WorkQueue(t), Locker: locker})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestDetachCommitOutcomeUnknown(t *testing.T) {
 	e := newMemEnv(t, newChapBackend())
 	i, v := e.instance(), e.memVolume("", false)
 	e.attach(i, v)
-	api, err := compute.NewAPI(compute.APIConfig{Store: &outcomeLost{Store: e.store}, Volumes: e.mcfg.Volumes, Queue: etcdtest.Queue(t), Locker: e.locker, Services: e.hosts})
+	api, err := compute.NewAPI(compute.APIConfig{Store: &outcomeLost{Store: e.store}, Volumes: e.mcfg.Volumes, Queue: etcdtest.WorkQueue(t), Locker: e.locker, Services: e.hosts})
 	if err != nil {
 		t.Fatal(err)
 	}

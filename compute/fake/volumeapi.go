@@ -139,3 +139,52 @@ func (v *VolumeAPI) DeleteVolume(ctx context.Context, volumeID string) error {
 	}
 	return v.VolumeAPI.DeleteVolume(ctx, volumeID)
 }
+
+var _ compute.VolumeChanges = (*VolumeAPI)(nil)
+
+// ReserveChange fails at StepReserve (before anything is written, as a
+// refused reserve); the wrapped API must offer changes as values, or the
+// error matches volume.ErrNotComposable.
+func (v *VolumeAPI) ReserveChange(ctx context.Context, volumeID string) (*volume.Change, error) {
+	if err := v.Faults.Check(ctx, StepReserve); err != nil {
+		return nil, err
+	}
+	vc, err := v.changes(volumeID, "reserve")
+	if err != nil {
+		return nil, err
+	}
+	return vc.ReserveChange(ctx, volumeID)
+}
+
+// BeginDetachingChange fails at StepBeginDetaching.
+func (v *VolumeAPI) BeginDetachingChange(ctx context.Context, volumeID string) (*volume.Change, error) {
+	if err := v.Faults.Check(ctx, StepBeginDetaching); err != nil {
+		return nil, err
+	}
+	vc, err := v.changes(volumeID, "begin_detaching")
+	if err != nil {
+		return nil, err
+	}
+	return vc.BeginDetachingChange(ctx, volumeID)
+}
+
+// AttachChange fails at StepAttach.
+func (v *VolumeAPI) AttachChange(ctx context.Context, volumeID, instanceUUID, host, mountpoint, mode string) (*volume.Change, error) {
+	if err := v.Faults.Check(ctx, StepAttach); err != nil {
+		return nil, err
+	}
+	vc, err := v.changes(volumeID, "attach")
+	if err != nil {
+		return nil, err
+	}
+	return vc.AttachChange(ctx, volumeID, instanceUUID, host, mountpoint, mode)
+}
+
+// changes is the wrapped API's changes as values, or a NotComposableError.
+func (v *VolumeAPI) changes(volumeID, op string) (compute.VolumeChanges, error) {
+	vc, ok := v.VolumeAPI.(compute.VolumeChanges)
+	if !ok {
+		return nil, &volume.NotComposableError{VolumeID: volumeID, Op: op, Rule: "volume_side_shares_store"}
+	}
+	return vc, nil
+}
