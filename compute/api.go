@@ -340,6 +340,8 @@ func (a *API) wait(ctx context.Context, op *Operation) (OperationResult, error) 
 				return resultOf(cur), nil
 			}
 			queued = nil // ended without a result it can tell: poll
+		case <-ctx.Done():
+			return OperationResult{}, Raise(ErrOperationTimedOut, "operation %s on host %s still in progress: %w", op.ID, op.Host, ctx.Err())
 		case <-poll.C:
 			cur := &Operation{ID: op.ID}
 			if err := a.cfg.Store.Get(wctx, cur); err == nil && cur.Done() {

@@ -309,6 +309,11 @@ func (x *run) finishWith(ctx context.Context, destroyMapping bool, compose func(
 		}
 	}
 	if err != nil {
+		if vch != nil {
+			if aerr := vch.Abandon(ctx); aerr != nil {
+				x.log.WithError(aerr).Warn("could not give up the volume side's change; its lock lapses with its lease")
+			}
+		}
 		return x.stop(err)
 	}
 	if vch != nil {

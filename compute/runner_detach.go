@@ -99,6 +99,27 @@ func (x *run) terminateConnection(ctx context.Context) error {
 // says delete_on_termination, as upstream _local_cleanup_bdm_volumes) and
 // destroys the mapping.
 func (x *run) detachVolume(ctx context.Context) error {
+	if vc := changes(x.volumes); vc != nil && !x.op.Offloaded() && x.bdm.AttachmentID != "" {
+		ch, err := x.prepareDetach(ctx, vc)
+		switch {
+		case errors.Is(err, volume.ErrVolumeAttachmentNotFound), errors.Is(err, volume.ErrNotComposable):
+			// Nothing to detach as a value: the plain path below.
+		case err != nil:
+			return x.stop(volumeError(err))
+		default:
+			// The volume side's detach is the operation's final commit,
+			// fenced by the volume lock it releases.
+			x.advance(ctx, EventDetachVolume)
+			prepared := ch
+			return x.finishWith(ctx, true, func(ctx context.Context) (*volume.Change, error) {
+				if c := prepared; c != nil {
+					prepared = nil
+					return c, nil
+				}
+				return x.prepareDetach(ctx, vc)
+			})
+		}
+	}
 	if x.bdm.AttachmentID != "" {
 		var err error
 		if x.op.Offloaded() {
@@ -117,6 +138,12 @@ func (x *run) detachVolume(ctx context.Context) error {
 	}
 	x.advance(ctx, EventDetachVolume)
 	return x.finish(ctx, true)
+}
+
+// prepareDetach is the volume side's detach as a value for the
+// operation's final commit.
+func (x *run) prepareDetach(ctx context.Context, vc VolumeChanges) (*volume.Change, error) {
+	return vc.PrepareDetach(ctx, x.op.VolumeID, x.bdm.AttachmentID)
 }
 
 // deleteOnTermination deletes the detached volume of a delete_on_termination

@@ -23,6 +23,10 @@ type VolumeChanges interface {
 	// volume.ErrNotComposable when the volume's backend has side effects
 	// to run (an attach hook): Attach is called instead.
 	AttachChange(ctx context.Context, volumeID, instanceUUID, host, mountpoint, mode string) (*volume.Change, error)
+	// PrepareDetach runs Detach's side effects under the volume lock and
+	// returns its last commit as a value fenced by that lock and releasing
+	// it; the caller commits it (then calls Committed) or calls Abandon.
+	PrepareDetach(ctx context.Context, volumeID, attachmentID string) (*volume.Change, error)
 }
 
 var _ VolumeChanges = (*volume.Service)(nil)

@@ -180,6 +180,18 @@ func (v *VolumeAPI) AttachChange(ctx context.Context, volumeID, instanceUUID, ho
 	return vc.AttachChange(ctx, volumeID, instanceUUID, host, mountpoint, mode)
 }
 
+// PrepareDetach fails at StepDetach.
+func (v *VolumeAPI) PrepareDetach(ctx context.Context, volumeID, attachmentID string) (*volume.Change, error) {
+	if err := v.Faults.Check(ctx, StepDetach); err != nil {
+		return nil, err
+	}
+	vc, err := v.changes(volumeID, "detach")
+	if err != nil {
+		return nil, err
+	}
+	return vc.PrepareDetach(ctx, volumeID, attachmentID)
+}
+
 // changes is the wrapped API's changes as values, or a NotComposableError.
 func (v *VolumeAPI) changes(volumeID, op string) (compute.VolumeChanges, error) {
 	vc, ok := v.VolumeAPI.(compute.VolumeChanges)
