@@ -135,7 +135,7 @@ type faultKey struct {
 // from-step is missing here makes TestCrashPoints fail, naming it.
 var forwardFaults = map[faultKey]forwardFault{
 	// The API cannot queue the attach for its host: it rolls it back.
-	{compute.AttachStepTableName, false, compute.StepRequested}:             {step: "queue_put"},
+	{compute.AttachStepTableName, false, compute.StepRequested}:             {step: stepQueuePut},
 	{compute.AttachStepTableName, false, compute.StepConverted}:             {step: fake.StepInitializeConnection},
 	{compute.AttachStepTableName, false, compute.StepConnectionInitialized}: {step: fake.StepAttachGuest},
 	{compute.AttachStepTableName, false, compute.StepGuestAttached}:         {step: fake.CommitStep(compute.AttachStepTableName, string(compute.EventSaveConnectionInfo))},
@@ -144,6 +144,11 @@ var forwardFaults = map[faultKey]forwardFault{
 	{compute.AttachStepTableName, true, compute.StepConverted}:              {step: fake.StepAttachmentComplete},
 	{compute.DetachStepTableName, false, compute.StepRequested}:             {step: fake.StepDetachGuest, err: compute.ErrDeviceDetachFailed},
 }
+
+// stepQueuePut fails the hand-over of an operation to its host's queue:
+// only a queue with keys of its own (legacy) can fail there; with the
+// store's queue the commit that records the operation hands it over.
+const stepQueuePut = "queue_put"
 
 // scenario returns the faults that drive an operation through the crash
 // point's row: the table's shortest path to its from-step, then the row,
@@ -202,7 +207,8 @@ func runCrashPoint(t *testing.T, cp crashPoint) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newWorld(t, etcdtest.Prefix(t))
+	legacy := slices.ContainsFunc(faults, func(f forwardFault) bool { return f.step == stepQueuePut })
+	w := newWorld(t, etcdtest.Prefix(t), legacy)
 	ctx := ctxT(t)
 	inst := w.instance(cp.Offloaded)
 	vol := w.volume(false)
@@ -333,6 +339,9 @@ type world struct {
 	vapi      *fake.VolumeAPI
 	proc      *proc
 	closed    bool
+	// legacy wires the processes as an embedder with a remote volume
+	// side: every volume step a call, the queue with keys of its own.
+	legacy bool
 }
 
 // sessionTTL is the lease TTL of every process's locks and queue claims. A
@@ -350,18 +359,19 @@ type tb interface {
 
 // newWorld builds a world under prefix and starts its first compute
 // process. It is closed when t ends.
-func newWorld(t testing.TB, prefix string) *world {
+func newWorld(t testing.TB, prefix string, legacy ...bool) *world {
 	t.Helper()
-	w := openWorld(t, etcdtest.Endpoints(t), prefix)
+	w := openWorld(t, etcdtest.Endpoints(t), prefix, legacy...)
 	t.Cleanup(w.close)
 	return w
 }
 
 // openWorld builds a world under prefix on the etcd at endpoints and
 // starts its first compute process. The caller closes it.
-func openWorld(t tb, endpoints []string, prefix string) *world {
+func openWorld(t tb, endpoints []string, prefix string, legacy ...bool) *world {
 	t.Helper()
 	w := &world{t: t, endpoints: endpoints, prefix: prefix, faults: fake.NewFaults(), backend: newMemBackend()}
+	w.legacy = len(legacy) > 0 && legacy[0]
 	w.admin = newClient(t, endpoints)
 	w.raw = etcd.NewStore(w.admin, etcd.WithPrefix(prefix))
 	w.locker = etcd.NewLocker(w.admin, etcd.WithPrefix(prefix), etcd.WithSessionTTL(sessionTTL))
@@ -427,23 +437,29 @@ func (w *world) start() *proc {
 	opts := []etcd.Option{etcd.WithPrefix(w.prefix), etcd.WithSessionTTL(sessionTTL)}
 	store := &crashStore{Store: &fake.Store{Store: etcd.NewStore(p.cli, opts...), Faults: w.faults}, hook: p.hook}
 	locker := etcd.NewLocker(p.cli, opts...)
-	queue := etcd.NewWorkQueue(p.cli, opts...)
+	var queue, apiQueue compute.HostQueue = etcd.NewWorkQueue(p.cli, opts...), nil
+	var vapi compute.VolumeAPI = w.vapi
+	apiQueue = queue
+	if w.legacy {
+		queue, vapi = etcd.NewQueue(p.cli, opts...), callOnly{w.vapi}
+		apiQueue = faultyQueue{HostQueue: queue, faults: w.faults}
+	}
 	var err error
 	p.api, err = compute.NewAPI(compute.APIConfig{
-		Store: store, Volumes: w.vapi, Queue: faultyQueue{HostQueue: queue, faults: w.faults}, Locker: locker,
+		Store: store, Volumes: vapi, Queue: apiQueue, Locker: locker,
 	})
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	m, err := compute.NewManager(compute.ManagerConfig{
-		Host: testHost, Store: store, Locker: locker, Queue: queue, Volumes: w.vapi, Driver: w.driver,
+		Host: testHost, Store: store, Locker: locker, Queue: queue, Volumes: vapi, Driver: w.driver,
 		RetryInterval: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond,
 	})
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	p.rec, err = compute.NewReconciler(compute.ReconcilerConfig{
-		Store: store, Locker: locker, Volumes: w.vapi, Queue: queue, Repairer: w.volumes,
+		Store: store, Locker: locker, Volumes: vapi, Queue: queue, Repairer: w.volumes,
 		Manager: m, API: p.api, Grace: -1, Retention: -1,
 	})
 	if err != nil {

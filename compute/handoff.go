@@ -14,7 +14,16 @@ import (
 // queue finds with no write of its own) and put on the host queue. When
 // either fails the attach or detach is rolled back, unless the host
 // already took it.
+//
+// An operation its first commit already queued (the volume side composed
+// into it: createAttach, the detach's record) is its host's work from that
+// commit on; only a queue with items of its own still needs the Put.
 func (a *API) handOff(ctx context.Context, op *Operation, log logrus.FieldLogger) error {
+	if op.Queued {
+		if _, storeBacked := a.cfg.Queue.(interface{ StoreBacked() }); storeBacked {
+			return nil
+		}
+	}
 	err := a.markQueued(ctx, op, nil)
 	if err == nil {
 		err = a.cfg.Queue.Put(ctx, op.Host, op.ID, []byte(op.ID))

@@ -130,7 +130,7 @@ func (x *run) initializeConnection(ctx context.Context) error {
 	if err != nil {
 		return x.forward(ctx, err)
 	}
-	info, err := x.volumes.InitializeConnection(ctx, x.op.VolumeID, conn)
+	info, held, err := x.initialize(ctx, conn)
 	if err != nil {
 		if !stopped(ctx, err) {
 			if terr := x.volumes.TerminateConnection(ctx, x.op.VolumeID, conn); terr != nil {
@@ -147,10 +147,36 @@ func (x *run) initializeConnection(ctx context.Context) error {
 	x.op.Connector, x.op.ConnectionInfo = &conn, &info
 	x.op.Mode = info.AccessMode()
 	x.advance(ctx, EventInitializeConnection)
-	if err := x.checkpoint(ctx, nil, nil); err != nil {
+	var lockRelease volattach.Txn
+	if held != nil {
+		lockRelease = held.Txn
+	}
+	if err := x.commit(ctx, nil, nil, lockRelease, false); err != nil {
+		if held != nil {
+			if aerr := held.Abandon(ctx); aerr != nil {
+				x.log.WithError(aerr).Warn("could not release the volume lock; it lapses with its lease")
+			}
+		}
 		return x.stop(err)
 	}
+	if held != nil {
+		held.Committed(ctx)
+	}
 	return nil
+}
+
+// initialize calls initialize_connection; with the volume side as values
+// its volume lock stays held (held) and the checkpoint that records the
+// connection releases it.
+func (x *run) initialize(ctx context.Context, conn volume.Connector) (volume.ConnectionInfo, *volume.Change, error) {
+	if vc := changes(x.volumes); vc != nil {
+		info, held, err := vc.PrepareInitializeConnection(ctx, x.op.VolumeID, conn)
+		if !errors.Is(err, volume.ErrNotComposable) {
+			return info, held, err
+		}
+	}
+	info, err := x.volumes.InitializeConnection(ctx, x.op.VolumeID, conn)
+	return info, nil, err
 }
 
 // attachGuest connects the volume on the host and adds the disk to the

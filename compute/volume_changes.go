@@ -23,6 +23,11 @@ type VolumeChanges interface {
 	// volume.ErrNotComposable when the volume's backend has side effects
 	// to run (an attach hook): Attach is called instead.
 	AttachChange(ctx context.Context, volumeID, instanceUUID, host, mountpoint, mode string) (*volume.Change, error)
+	// PrepareInitializeConnection is InitializeConnection whose volume
+	// lock stays held and is released by the caller's next commit, which
+	// merges the returned Change (the lock's fence and release); the
+	// caller then calls Committed, or Abandon when it does not commit.
+	PrepareInitializeConnection(ctx context.Context, volumeID string, conn volume.Connector) (volume.ConnectionInfo, *volume.Change, error)
 	// PrepareDetach runs Detach's side effects under the volume lock and
 	// returns its last commit as a value fenced by that lock and releasing
 	// it; the caller commits it (then calls Committed) or calls Abandon.

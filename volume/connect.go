@@ -19,8 +19,53 @@ const RuleBackendConnector = "backend_accepts_connector"
 // VolumeBackendAPIException (500). Nothing is persisted: upstream keeps no
 // record of a legacy connection either (the compute side saves it).
 func (s *Service) InitializeConnection(ctx context.Context, volumeID string, connector Connector) (ConnectionInfo, error) {
-	if err := connector.Validate(); err != nil {
+	check, err := s.connectionCheck(ctx, volumeID, connector)
+	if err != nil {
 		return ConnectionInfo{}, err
+	}
+	var info ConnectionInfo
+	err = s.locked(ctx, volumeID, func(ctx context.Context, lk volattach.Lock) error {
+		var err error
+		info, err = s.initializeLocked(ctx, volumeID, connector, check)
+		return err
+	})
+	return info, err
+}
+
+// PrepareInitializeConnection is InitializeConnection for a caller whose
+// next step is a commit of its own (the compute side's checkpoint): the
+// export is made under the volume lock as InitializeConnection makes it,
+// but the lock stays held, and the returned Change carries only the lock's
+// fence and its release, for the caller to merge into that commit. The
+// connection then costs one lock write instead of two. The caller commits
+// and calls Committed, or calls Abandon (the lock is released; the export
+// stays, as after InitializeConnection).
+func (s *Service) PrepareInitializeConnection(ctx context.Context, volumeID string, connector Connector) (ConnectionInfo, *Change, error) {
+	check, err := s.connectionCheck(ctx, volumeID, connector)
+	if err != nil {
+		return ConnectionInfo{}, nil, err
+	}
+	var info ConnectionInfo
+	lk, err := s.holding(ctx, volumeID, func(ctx context.Context) error {
+		var err error
+		info, err = s.initializeLocked(ctx, volumeID, connector, check)
+		return err
+	})
+	if err != nil {
+		return ConnectionInfo{}, nil, err
+	}
+	ch := &Change{lock: lk, unlockTimeout: s.unlockTimeout}
+	ch.Txn.Fences = []volattach.Fence{lk.Fence()}
+	ch.Txn.Releases = []volattach.Lock{lk}
+	return info, ch, nil
+}
+
+// connectionCheck validates connector and returns initialize_connection's
+// guards as a check of a read, having run them once on an unlocked read
+// (a refusal costs no lock).
+func (s *Service) connectionCheck(ctx context.Context, volumeID string, connector Connector) (func(st *state) (Backend, error), error) {
+	if err := connector.Validate(); err != nil {
+		return nil, err
 	}
 	check := func(st *state) (Backend, error) {
 		req := &Request{Volume: st.vol, Attachments: st.atts}
@@ -35,25 +80,26 @@ func (s *Service) InitializeConnection(ctx context.Context, volumeID string, con
 	}
 	st, err := s.read(ctx, volumeID)
 	if err != nil {
-		return ConnectionInfo{}, err
+		return nil, err
 	}
 	if _, err := check(st); err != nil {
+		return nil, err
+	}
+	return check, nil
+}
+
+// initializeLocked is initialize_connection under the volume lock: a fresh
+// read, the guards again, then the export and the connection.
+func (s *Service) initializeLocked(ctx context.Context, volumeID string, connector Connector, check func(st *state) (Backend, error)) (ConnectionInfo, error) {
+	st, err := s.read(ctx, volumeID)
+	if err != nil {
 		return ConnectionInfo{}, err
 	}
-	var info ConnectionInfo
-	err = s.locked(ctx, volumeID, func(ctx context.Context, lk volattach.Lock) error {
-		st, err := s.read(ctx, volumeID)
-		if err != nil {
-			return err
-		}
-		b, err := check(st)
-		if err != nil {
-			return err
-		}
-		info, err = s.connect(ctx, b, st, nil, connector, legacyAccessMode(st.vol, connector))
-		return err
-	})
-	return info, err
+	b, err := check(st)
+	if err != nil {
+		return ConnectionInfo{}, err
+	}
+	return s.connect(ctx, b, st, nil, connector, legacyAccessMode(st.vol, connector))
 }
 
 // legacyAccessMode is the access_mode upstream's _parse_connection_options

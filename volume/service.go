@@ -191,6 +191,38 @@ func (s *Service) locked(ctx context.Context, volumeID string, fn func(ctx conte
 	return fn(opCtx, lk)
 }
 
+// holding runs fn while holding the volume's lock, as locked does, but on
+// success returns the lock still held: the caller's next commit releases
+// it (Txn.Releases). On failure the lock is released and fn's error
+// returned (matching volattach.ErrLockLost when the lock was lost).
+func (s *Service) holding(ctx context.Context, volumeID string, fn func(ctx context.Context) error) (volattach.Lock, error) {
+	lk, err := s.locker.Lock(ctx, volattach.VolumeLock(volumeID))
+	if err != nil {
+		return nil, fmt.Errorf("volume %s: %w", volumeID, err)
+	}
+	opCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-lk.Lost():
+			cancel(volattach.ErrLockLost)
+		case <-opCtx.Done():
+		}
+	}()
+	if err := fn(opCtx); err != nil {
+		if errors.Is(context.Cause(opCtx), volattach.ErrLockLost) && !errors.Is(err, volattach.ErrLockLost) {
+			err = fmt.Errorf("%w: %w", volattach.ErrLockLost, err)
+		}
+		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), s.unlockTimeout)
+		defer ucancel()
+		if uerr := lk.Unlock(uctx); uerr != nil {
+			s.log.WithError(uerr).WithField("volume_id", volumeID).Warn("volume lock release failed; it expires with its lease")
+		}
+		return nil, err
+	}
+	return lk, nil
+}
+
 // buildFunc decides a change on a fresh read: it fires table rows on c (or
 // returns a refusal). It must be a pure function of st and what it closes
 // over, because a conflict makes it run again on a newer read.

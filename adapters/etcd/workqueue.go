@@ -47,6 +47,10 @@ func NewWorkQueue(cli *clientv3.Client, opts ...Option) *WorkQueue {
 	return &WorkQueue{cli: cli, o: newOptions(opts), held: map[string]bool{}, given: map[string]int64{}, done: map[string]int64{}}
 }
 
+// StoreBacked marks a host queue whose items are the Store's own records:
+// an operation queued by its commit needs no Put.
+func (q *WorkQueue) StoreBacked() {}
+
 // Put writes nothing: the commit that handed the operation over queued it.
 func (q *WorkQueue) Put(ctx context.Context, host, id string, payload []byte) error {
 	return checkItem(host, id)

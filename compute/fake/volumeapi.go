@@ -180,6 +180,18 @@ func (v *VolumeAPI) AttachChange(ctx context.Context, volumeID, instanceUUID, ho
 	return vc.AttachChange(ctx, volumeID, instanceUUID, host, mountpoint, mode)
 }
 
+// PrepareInitializeConnection fails at StepInitializeConnection.
+func (v *VolumeAPI) PrepareInitializeConnection(ctx context.Context, volumeID string, conn volume.Connector) (volume.ConnectionInfo, *volume.Change, error) {
+	if err := v.Faults.Check(ctx, StepInitializeConnection); err != nil {
+		return volume.ConnectionInfo{}, nil, err
+	}
+	vc, err := v.changes(volumeID, "initialize_connection")
+	if err != nil {
+		return volume.ConnectionInfo{}, nil, err
+	}
+	return vc.PrepareInitializeConnection(ctx, volumeID, conn)
+}
+
 // PrepareDetach fails at StepDetach.
 func (v *VolumeAPI) PrepareDetach(ctx context.Context, volumeID, attachmentID string) (*volume.Change, error) {
 	if err := v.Faults.Check(ctx, StepDetach); err != nil {
