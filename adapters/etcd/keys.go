@@ -94,5 +94,5 @@ func (o options) claimKey(host, id string) string {
 func (o options) resultKey(host, id string) string {
 	return o.hostPrefix(host) + "result/" + id
 }
-func (o options) workPrefix(host string) string { return o.hostPrefix(host) + "work/" }
-func (o options) workKey(host, id string) string  { return o.workPrefix(host) + id }
+func (o options) workPrefix(host string) string  { return o.hostPrefix(host) + "work/" }
+func (o options) workKey(host, id string) string { return o.workPrefix(host) + id }
