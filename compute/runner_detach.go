@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/volattach/volattach"
 	"github.com/volattach/volattach/volume"
 )
 
@@ -70,27 +71,55 @@ func (x *run) detachGuest(ctx context.Context) error {
 		x.advance(ctx, EventRollDetaching)
 		return x.finish(ctx, false)
 	}
+	// No checkpoint of its own: from here the detach only goes forward,
+	// and a run resumed before the next checkpoint detaches again a disk
+	// already gone, which counts as detached. The next checkpoint records
+	// both rows.
 	x.advance(ctx, EventDetachGuest)
-	if err := x.checkpoint(ctx, nil, nil); err != nil {
-		return x.stop(err)
-	}
-	return nil
+	return x.terminateConnection(ctx)
 }
 
 // terminateConnection revokes the host's access (terminate_connection with
 // the connector saved on the mapping). The guest has released the disk, so
 // the detach only goes forward: a failure is retried later.
 func (x *run) terminateConnection(ctx context.Context) error {
+	var held *volume.Change
 	if x.bdm.Connector != nil {
-		if err := x.volumes.TerminateConnection(ctx, x.op.VolumeID, *x.bdm.Connector); err != nil {
+		var err error
+		if held, err = x.terminate(ctx, *x.bdm.Connector); err != nil {
 			return x.stop(volumeError(err))
 		}
 	}
 	x.advance(ctx, EventTerminateConnection)
-	if err := x.checkpoint(ctx, nil, nil); err != nil {
+	var extra volattach.Txn
+	if held != nil {
+		extra = withOperation(held.Txn, x.op)
+	}
+	if err := x.commit(ctx, nil, nil, extra, false); err != nil {
+		if held != nil {
+			if aerr := held.Abandon(ctx); aerr != nil {
+				x.log.WithError(aerr).Warn("could not release the volume lock; it lapses with its lease")
+			}
+		}
 		return x.stop(err)
 	}
+	if held != nil {
+		held.Committed(ctx)
+	}
 	return nil
+}
+
+// terminate calls terminate_connection; with the volume side as values its
+// volume lock stays held (held) and the checkpoint that records the
+// terminated connection releases it.
+func (x *run) terminate(ctx context.Context, conn volume.Connector) (*volume.Change, error) {
+	if vc := changes(x.volumes); vc != nil {
+		held, err := vc.PrepareTerminateConnection(ctx, x.op.VolumeID, conn)
+		if !errors.Is(err, volume.ErrNotComposable) {
+			return held, err
+		}
+	}
+	return nil, x.volumes.TerminateConnection(ctx, x.op.VolumeID, conn)
 }
 
 // detachVolume ends the attachment on the volume side (volume_api.detach;

@@ -28,6 +28,11 @@ type VolumeChanges interface {
 	// merges the returned Change (the lock's fence and release); the
 	// caller then calls Committed, or Abandon when it does not commit.
 	PrepareInitializeConnection(ctx context.Context, volumeID string, conn volume.Connector) (volume.ConnectionInfo, *volume.Change, error)
+	// PrepareTerminateConnection is TerminateConnection whose volume lock
+	// stays held and is released by the caller's next commit, which merges
+	// the returned Change; volume.ErrNotComposable when the terminate ends
+	// a rolled-back attach (TerminateConnection is called then).
+	PrepareTerminateConnection(ctx context.Context, volumeID string, conn volume.Connector) (*volume.Change, error)
 	// PrepareDetach runs Detach's side effects under the volume lock and
 	// returns its last commit as a value fenced by that lock and releasing
 	// it; the caller commits it (then calls Committed) or calls Abandon.

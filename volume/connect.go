@@ -32,34 +32,6 @@ func (s *Service) InitializeConnection(ctx context.Context, volumeID string, con
 	return info, err
 }
 
-// PrepareInitializeConnection is InitializeConnection for a caller whose
-// next step is a commit of its own (the compute side's checkpoint): the
-// export is made under the volume lock as InitializeConnection makes it,
-// but the lock stays held, and the returned Change carries only the lock's
-// fence and its release, for the caller to merge into that commit. The
-// connection then costs one lock write instead of two. The caller commits
-// and calls Committed, or calls Abandon (the lock is released; the export
-// stays, as after InitializeConnection).
-func (s *Service) PrepareInitializeConnection(ctx context.Context, volumeID string, connector Connector) (ConnectionInfo, *Change, error) {
-	check, err := s.connectionCheck(ctx, volumeID, connector)
-	if err != nil {
-		return ConnectionInfo{}, nil, err
-	}
-	var info ConnectionInfo
-	lk, err := s.holding(ctx, volumeID, func(ctx context.Context) error {
-		var err error
-		info, err = s.initializeLocked(ctx, volumeID, connector, check)
-		return err
-	})
-	if err != nil {
-		return ConnectionInfo{}, nil, err
-	}
-	ch := &Change{lock: lk, unlockTimeout: s.unlockTimeout}
-	ch.Txn.Fences = []volattach.Fence{lk.Fence()}
-	ch.Txn.Releases = []volattach.Lock{lk}
-	return info, ch, nil
-}
-
 // connectionCheck validates connector and returns initialize_connection's
 // guards as a check of a read, having run them once on an unlocked read
 // (a refusal costs no lock).
@@ -186,25 +158,8 @@ func exportInUse(st *state, self *Attachment) bool {
 // using it (a rolled-back attach). A backend failure is a
 // VolumeBackendAPIException (500).
 func (s *Service) TerminateConnection(ctx context.Context, volumeID string, connector Connector) error {
-	if err := connector.Validate(); err != nil {
-		return err
-	}
-	caller := s.callerOf(ctx, Caller{})
-	check := func(st *state) (Backend, error) {
-		req := &Request{Volume: st.vol, Attachments: st.atts, Caller: caller}
-		if err := s.judgeDeletion(ctx, req, ""); err != nil {
-			return nil, err
-		}
-		if _, err := statusTable.Next(st.vol.Status, EventTerminateConnection, req); err != nil {
-			return nil, err
-		}
-		return s.backend(st.vol)
-	}
-	st, err := s.read(ctx, volumeID)
+	check, err := s.terminateCheck(ctx, volumeID, connector)
 	if err != nil {
-		return err
-	}
-	if _, err := check(st); err != nil {
 		return err
 	}
 	return s.locked(ctx, volumeID, func(ctx context.Context, lk volattach.Lock) error {
@@ -216,12 +171,8 @@ func (s *Service) TerminateConnection(ctx context.Context, volumeID string, conn
 		if err != nil {
 			return err
 		}
-		log := s.logger(ctx, "terminate_connection", volumeID)
-		if legacyHostShared(st, connector.Host) {
-			log.WithField("host", connector.Host).Info("another attachment on this host uses the connection; not terminating it")
-		} else if err := b.TerminateConnection(ctx, *st.vol, connector); err != nil {
-			log.WithError(err).Error("terminate volume connection failed")
-			return backendError(err, "volume %s: terminate volume connection failed", volumeID)
+		if err := s.terminate(ctx, b, st, connector); err != nil {
+			return err
 		}
 		st, err = s.apply(ctx, lk, volumeID, "terminate_connection", unreserve)
 		if err != nil {
@@ -239,4 +190,46 @@ func (s *Service) TerminateConnection(ctx context.Context, volumeID string, conn
 		}
 		return nil
 	})
+}
+
+// terminateCheck validates connector and returns terminate_connection's
+// guards as a check of a read, having run them once on an unlocked read.
+func (s *Service) terminateCheck(ctx context.Context, volumeID string, connector Connector) (func(st *state) (Backend, error), error) {
+	if err := connector.Validate(); err != nil {
+		return nil, err
+	}
+	caller := s.callerOf(ctx, Caller{})
+	check := func(st *state) (Backend, error) {
+		req := &Request{Volume: st.vol, Attachments: st.atts, Caller: caller}
+		if err := s.judgeDeletion(ctx, req, ""); err != nil {
+			return nil, err
+		}
+		if _, err := statusTable.Next(st.vol.Status, EventTerminateConnection, req); err != nil {
+			return nil, err
+		}
+		return s.backend(st.vol)
+	}
+	st, err := s.read(ctx, volumeID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := check(st); err != nil {
+		return nil, err
+	}
+	return check, nil
+}
+
+// terminate revokes the host's access on the backend, unless another
+// attachment on the same host uses the connection (host_share.go).
+func (s *Service) terminate(ctx context.Context, b Backend, st *state, connector Connector) error {
+	log := s.logger(ctx, "terminate_connection", st.vol.ID)
+	if legacyHostShared(st, connector.Host) {
+		log.WithField("host", connector.Host).Info("another attachment on this host uses the connection; not terminating it")
+		return nil
+	}
+	if err := b.TerminateConnection(ctx, *st.vol, connector); err != nil {
+		log.WithError(err).Error("terminate volume connection failed")
+		return backendError(err, "volume %s: terminate volume connection failed", st.vol.ID)
+	}
+	return nil
 }

@@ -192,6 +192,18 @@ func (v *VolumeAPI) PrepareInitializeConnection(ctx context.Context, volumeID st
 	return vc.PrepareInitializeConnection(ctx, volumeID, conn)
 }
 
+// PrepareTerminateConnection fails at StepTerminateConnection.
+func (v *VolumeAPI) PrepareTerminateConnection(ctx context.Context, volumeID string, conn volume.Connector) (*volume.Change, error) {
+	if err := v.Faults.Check(ctx, StepTerminateConnection); err != nil {
+		return nil, err
+	}
+	vc, err := v.changes(volumeID, "terminate_connection")
+	if err != nil {
+		return nil, err
+	}
+	return vc.PrepareTerminateConnection(ctx, volumeID, conn)
+}
+
 // PrepareDetach fails at StepDetach.
 func (v *VolumeAPI) PrepareDetach(ctx context.Context, volumeID, attachmentID string) (*volume.Change, error) {
 	if err := v.Faults.Check(ctx, StepDetach); err != nil {
