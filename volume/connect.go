@@ -50,6 +50,12 @@ func (s *Service) connectionCheck(ctx context.Context, volumeID string, connecto
 		}
 		return b, validateForBackend(b, connector)
 	}
+	return s.precheck(ctx, volumeID, check)
+}
+
+// precheck runs check once on an unlocked read, so that a refusal costs no
+// lock, and returns it for the read under the lock.
+func (s *Service) precheck(ctx context.Context, volumeID string, check func(st *state) (Backend, error)) (func(st *state) (Backend, error), error) {
 	st, err := s.read(ctx, volumeID)
 	if err != nil {
 		return nil, err
@@ -209,14 +215,7 @@ func (s *Service) terminateCheck(ctx context.Context, volumeID string, connector
 		}
 		return s.backend(st.vol)
 	}
-	st, err := s.read(ctx, volumeID)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := check(st); err != nil {
-		return nil, err
-	}
-	return check, nil
+	return s.precheck(ctx, volumeID, check)
 }
 
 // terminate revokes the host's access on the backend, unless another

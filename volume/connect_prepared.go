@@ -25,7 +25,7 @@ func (s *Service) PrepareInitializeConnection(ctx context.Context, volumeID stri
 		return ConnectionInfo{}, nil, err
 	}
 	var info ConnectionInfo
-	lk, err := s.holding(ctx, volumeID, func(ctx context.Context) error {
+	lk, err := s.holding(ctx, volumeID, func(ctx context.Context, _ volattach.Lock) error {
 		var err error
 		info, err = s.initializeLocked(ctx, volumeID, connector, check)
 		return err
@@ -59,7 +59,7 @@ func (s *Service) PrepareTerminateConnection(ctx context.Context, volumeID strin
 		return nil, err
 	}
 	var built volattach.Txn
-	lk, err := s.holding(ctx, volumeID, func(ctx context.Context) error {
+	lk, err := s.holding(ctx, volumeID, func(ctx context.Context, _ volattach.Lock) error {
 		st, err := s.read(ctx, volumeID)
 		if err != nil {
 			return err

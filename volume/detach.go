@@ -2,8 +2,6 @@ package volume
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/volattach/volattach"
 )
@@ -261,39 +259,19 @@ func (s *Service) PrepareDetach(ctx context.Context, volumeID, attachmentID stri
 	} else if target == nil {
 		return s.compose(ctx, volumeID, transition{op: k.op, build: d.settle(ctx)})
 	}
-	lk, err := s.locker.Lock(ctx, volattach.VolumeLock(volumeID))
+	var built *Change
+	lk, err := s.holding(ctx, volumeID, func(ctx context.Context, lk volattach.Lock) error {
+		last, err := d.prepare(ctx, lk)
+		if err != nil {
+			return err
+		}
+		built, err = s.compose(ctx, volumeID, transition{op: k.op, build: last, done: d.done})
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("volume %s: %w", volumeID, err)
-	}
-	ch := &Change{lock: lk, unlockTimeout: s.unlockTimeout}
-	opCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go func() {
-		select {
-		case <-lk.Lost():
-			cancel(volattach.ErrLockLost)
-		case <-opCtx.Done():
-		}
-	}()
-	fail := func(err error) (*Change, error) {
-		if uerr := ch.Abandon(ctx); uerr != nil {
-			s.log.WithError(uerr).WithField("volume_id", volumeID).Warn("volume lock release failed; it expires with its lease")
-		}
 		return nil, err
 	}
-	last, err := d.prepare(opCtx, lk)
-	if err == nil {
-		var built *Change
-		if built, err = s.compose(opCtx, volumeID, transition{op: k.op, build: last, done: d.done}); err == nil {
-			ch.Txn, ch.after = built.Txn, built.after
-		}
-	}
-	if err != nil {
-		if errors.Is(context.Cause(opCtx), volattach.ErrLockLost) && !errors.Is(err, volattach.ErrLockLost) {
-			err = fmt.Errorf("%w: %w", volattach.ErrLockLost, err)
-		}
-		return fail(err)
-	}
+	ch := &Change{Txn: built.Txn, after: built.after, lock: lk, unlockTimeout: s.unlockTimeout}
 	ch.Attachment = d.target
 	for _, r := range ch.Txn.Deletes {
 		if a, ok := r.(*Attachment); ok && d.target != nil && a.ID == d.target.ID {

@@ -195,7 +195,7 @@ func (s *Service) locked(ctx context.Context, volumeID string, fn func(ctx conte
 // success returns the lock still held: the caller's next commit releases
 // it (Txn.Releases). On failure the lock is released and fn's error
 // returned (matching volattach.ErrLockLost when the lock was lost).
-func (s *Service) holding(ctx context.Context, volumeID string, fn func(ctx context.Context) error) (volattach.Lock, error) {
+func (s *Service) holding(ctx context.Context, volumeID string, fn func(ctx context.Context, lk volattach.Lock) error) (volattach.Lock, error) {
 	lk, err := s.locker.Lock(ctx, volattach.VolumeLock(volumeID))
 	if err != nil {
 		return nil, fmt.Errorf("volume %s: %w", volumeID, err)
@@ -209,7 +209,7 @@ func (s *Service) holding(ctx context.Context, volumeID string, fn func(ctx cont
 		case <-opCtx.Done():
 		}
 	}()
-	if err := fn(opCtx); err != nil {
+	if err := fn(opCtx, lk); err != nil {
 		if errors.Is(context.Cause(opCtx), volattach.ErrLockLost) && !errors.Is(err, volattach.ErrLockLost) {
 			err = fmt.Errorf("%w: %w", volattach.ErrLockLost, err)
 		}
