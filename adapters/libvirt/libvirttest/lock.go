@@ -98,6 +98,7 @@ func Shared(t testing.TB) {
 		lock.Close() // closing the file releases its flock
 		release()
 	})
+	reviveLibvirtd(t)
 }
 
 // Exclusive takes the exclusive libvirtd lock until t ends, waiting for
