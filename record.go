@@ -66,4 +66,8 @@ var (
 	// ErrCorrupt is returned for a stored record that does not decode or
 	// does not validate.
 	ErrCorrupt = errors.New("volattach: stored record is corrupt")
+	// ErrUnavailable is matched by a store error that says the store could
+	// not be reached or could not decide (no leader, a timeout): the request
+	// may be retried later (HTTP 503), and a write's outcome is unknown.
+	ErrUnavailable = errors.New("volattach: store unavailable; retry later")
 )

@@ -276,7 +276,7 @@ func writeError(op string, err error) error {
 	if refusedByServer(err) {
 		return fmt.Errorf("etcd: %s: %w", op, err)
 	}
-	return fmt.Errorf("etcd: %s: %w: %w", op, ErrOutcomeUnknown, err)
+	return fmt.Errorf("etcd: %s: %w: %w", op, ErrOutcomeUnknown, unavailableError(err))
 }
 
 func refusedByServer(err error) bool {

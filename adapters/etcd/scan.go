@@ -39,7 +39,7 @@ func (s *Store) Scan(ctx context.Context, kind volattach.Kind, opts volattach.Sc
 	if rev == 0 {
 		resp, err := s.cli.Get(ctx, base)
 		if err != nil {
-			return 0, fmt.Errorf("etcd: scan %s: %w", kind, err)
+			return 0, fmt.Errorf("etcd: scan %s: %w", kind, unavailableError(err))
 		}
 		rev = resp.Header.Revision
 	}
@@ -56,7 +56,7 @@ func (s *Store) Scan(ctx context.Context, kind volattach.Kind, opts volattach.Sc
 		if rpctypes.Error(err) == rpctypes.ErrCompacted {
 			return 0, fmt.Errorf("etcd: scan %s at revision %d: %w (%w)", kind, rev, volattach.ErrCompacted, err)
 		}
-		return 0, fmt.Errorf("etcd: scan %s: %w", kind, err)
+		return 0, fmt.Errorf("etcd: scan %s: %w", kind, unavailableError(err))
 	}
 	return rev, nil
 }

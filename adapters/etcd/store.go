@@ -44,7 +44,7 @@ func (s *Store) Get(ctx context.Context, into volattach.Record) error {
 	key := s.o.recordKey(k)
 	resp, err := s.cli.Get(ctx, key)
 	if err != nil {
-		return fmt.Errorf("etcd: get %s: %w", k, err)
+		return fmt.Errorf("etcd: get %s: %w", k, unavailableError(err))
 	}
 	if len(resp.Kvs) == 0 {
 		return fmt.Errorf("%w: %s", volattach.ErrNotFound, k)
@@ -100,7 +100,7 @@ func (s *Store) List(ctx context.Context, kind volattach.Kind, prefix, after str
 	if limit == 0 && !s.unaryPages {
 		ids, ok, err := s.listStream(ctx, base, from, end)
 		if err != nil {
-			return nil, fmt.Errorf("etcd: list %s: %w", kind, err)
+			return nil, fmt.Errorf("etcd: list %s: %w", kind, unavailableError(err))
 		}
 		if ok {
 			return ids, nil
@@ -119,7 +119,7 @@ func (s *Store) List(ctx context.Context, kind volattach.Kind, prefix, after str
 		}
 		resp, err := s.cli.Get(ctx, from, opts...)
 		if err != nil {
-			return nil, fmt.Errorf("etcd: list %s: %w", kind, err)
+			return nil, fmt.Errorf("etcd: list %s: %w", kind, unavailableError(err))
 		}
 		rev = resp.Header.Revision
 		for _, kv := range resp.Kvs {
@@ -170,7 +170,7 @@ func (s *Store) listStream(ctx context.Context, base, from, end string) (ids []s
 func (s *Store) Revision(ctx context.Context) (int64, error) {
 	resp, err := s.cli.Get(ctx, s.o.prefix, clientv3.WithCountOnly(), clientv3.WithLimit(1))
 	if err != nil {
-		return 0, fmt.Errorf("etcd: revision: %w", err)
+		return 0, fmt.Errorf("etcd: revision: %w", unavailableError(err))
 	}
 	return resp.Header.Revision, nil
 }

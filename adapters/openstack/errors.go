@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/volattach/volattach"
 	"github.com/volattach/volattach/compute"
 	"github.com/volattach/volattach/volume"
 )
@@ -80,8 +81,15 @@ func statusOf(err error) int {
 	if errors.As(err, &ce) {
 		return compute.HTTPStatus(err)
 	}
+	if errors.Is(err, volattach.ErrUnavailable) {
+		return http.StatusServiceUnavailable
+	}
 	return volume.HTTPStatus(err)
 }
+
+// unavailableMessage is what a 503 for an unreachable or leaderless store
+// says: retry; the cause (endpoints, etcd's words) is only logged.
+const unavailableMessage = "The service is temporarily unavailable (its store cannot decide now); retry later."
 
 // messageOf is the error body's message: the refusal in the core's words
 // (class and reason), or the generic text for a server fault.
@@ -95,6 +103,10 @@ func messageOf(err error, status int) string {
 	var he *HTTPError
 	if errors.As(err, &he) {
 		return he.Message
+	}
+	var ce *compute.Error
+	if status == http.StatusServiceUnavailable && errors.Is(err, volattach.ErrUnavailable) && !errors.As(err, &ce) {
+		return unavailableMessage
 	}
 	return err.Error()
 }
