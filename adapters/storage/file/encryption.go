@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/volattach/volattach/adapters/keymanager"
 	"github.com/volattach/volattach/adapters/storage"
@@ -84,14 +85,30 @@ func luksOptions(e *volume.Encryption) string {
 // createLUKS makes a LUKS image of size payload bytes at path.
 func (q *qemuImg) createLUKS(ctx context.Context, path string, size int64, e *volume.Encryption, passphrase string) error {
 	return withSecretFile(passphrase, func(secret string) error {
-		_, err := q.run.Run(ctx, command.Cmd{
-			Name: q.prog,
-			Args: []string{"create", "-q", "--object", "secret,id=sec0,format=raw,file=" + secret,
-				"-f", "luks", "-o", luksOptions(e), path, strconv.FormatInt(size, 10)},
-		})
+		var err error
+		for attempt := 0; attempt < luksCalibrationAttempts; attempt++ {
+			_, err = q.run.Run(ctx, command.Cmd{
+				Name: q.prog,
+				Args: []string{"create", "-q", "--object", "secret,id=sec0,format=raw,file=" + secret,
+					"-f", "luks", "-o", luksOptions(e), path, strconv.FormatInt(size, 10)},
+			})
+			if err == nil || !strings.Contains(err.Error(), luksCalibrationFailed) {
+				return err
+			}
+		}
 		return err
 	})
 }
+
+// luksCalibrationFailed is qemu-img's refusal when the thread CPU time it
+// measures around its PBKDF2 calibration round did not move (coarse,
+// tick-based accounting on a busy host: seen in a clean-clone run); the
+// create wrote no key slot and is simply made again, up to
+// luksCalibrationAttempts times.
+const (
+	luksCalibrationFailed   = "Unable to get accurate CPU usage"
+	luksCalibrationAttempts = 3
+)
 
 // infoLUKS opens path as a LUKS image with the passphrase and returns its
 // payload size.
