@@ -87,8 +87,9 @@ type ReconcilerConfig struct {
 	// volume without a change, before the audit judges it: a younger one
 	// may be in the hands of a live API call that holds no lock (default
 	// DefaultReconcileGrace). Operations whose agent died are taken again
-	// at once by their host's agent, whose queue claim lapsed with the
-	// dead agent's lease; the grace only delays the audit. A negative
+	// by their host's agent as soon as it runs (its host's pending work is
+	// in the store, and the dead agent's instance locks lapsed with its
+	// lease); the grace only delays the audit. A negative
 	// Grace judges everything at once (tests; an operator who knows no API
 	// call is running).
 	Grace time.Duration

@@ -99,6 +99,15 @@ type ReconcileConfig struct {
 	// Grace before the audit judges a young operation or volume; default
 	// compute.DefaultReconcileGrace.
 	Grace time.Duration
+	// SweepInterval is the time between two full audits of the whole
+	// deployment (every volume and export, not only this host's); default
+	// compute.DefaultSweepInterval. Negative: this node never sweeps. A
+	// deployment needs one or two sweeping nodes, not every host: give the
+	// others a negative interval (docs/operations.md).
+	SweepInterval time.Duration
+	// SweepPageRate bounds the pages a sweep reads per second; default
+	// compute.DefaultSweepPageRate, negative: unpaced.
+	SweepPageRate float64
 }
 
 // EtcdConfig says which etcd the node uses: an embedded single-member

@@ -183,6 +183,7 @@ func (n *Node) start(ctx context.Context) error {
 		n.reconciler, err = compute.NewReconciler(compute.ReconcilerConfig{
 			Store: store, Locker: locker, Volumes: asService, Repairer: n.volumes, Queue: n.queue,
 			Manager: agent, API: n.api, Interval: cfg.Reconcile.Interval, Grace: cfg.Reconcile.Grace,
+			SweepInterval: cfg.Reconcile.SweepInterval, SweepPageRate: cfg.Reconcile.SweepPageRate,
 			Notifier: cfg.Notifier, Log: n.log,
 		})
 		if err != nil {

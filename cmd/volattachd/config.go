@@ -37,6 +37,9 @@ type Config struct {
 	// EtcdSessionTTL is the lease TTL of the locks and queue claims this
 	// process holds (0: the default, etcd.DefaultSessionTTL).
 	EtcdSessionTTL time.Duration `json:"-"`
+	// SweepInterval is the time between this node's full audits of the
+	// deployment (0: compute.DefaultSweepInterval; negative: never).
+	SweepInterval time.Duration `json:"-"`
 	// CheckServiceUp refuses a detach whose instance's host agent keeps no
 	// presence key (409, upstream's check_instance_host(check_is_up)).
 	CheckServiceUp bool `json:"check_service_up"`
@@ -86,6 +89,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.EtcdUsername, "etcd-username", c.EtcdUsername, "etcd user")
 	fs.StringVar(&c.EtcdPasswordFile, "etcd-password-file", c.EtcdPasswordFile, "file holding the etcd user's password (never on the command line)")
 	fs.DurationVar(&c.EtcdSessionTTL, "etcd-session-ttl", c.EtcdSessionTTL, "lease TTL of this process's locks and queue claims (default 15s): a holder that stops renewing loses them this long after")
+	fs.DurationVar(&c.SweepInterval, "sweep-interval", c.SweepInterval, "time between this node's full audits of every volume and export in the deployment (default 30m); negative: never (one or two nodes of a deployment suffice)")
 	fs.BoolVar(&c.CheckServiceUp, "check-service-up", c.CheckServiceUp, "refuse a detach (409) when the instance's host agent is down (its presence key in etcd lapsed)")
 	fs.StringVar(&c.Backends, "backends", c.Backends, "storage backends to enable: comma-separated file, iscsi, nbd; the first is the default volume type")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the volumes, backend state and embedded etcd")

@@ -140,6 +140,7 @@ func nodeConfig(cfg Config, log logrus.FieldLogger) (node.Config, error) {
 	nc.Etcd.Prefix = cfg.EtcdPrefix
 	nc.Etcd.SessionTTL = cfg.EtcdSessionTTL
 	nc.CheckServiceUp = cfg.CheckServiceUp
+	nc.Reconcile.SweepInterval = cfg.SweepInterval
 	if cfg.EtcdEndpoints != "" {
 		cc := &etcd.ClientConfig{Endpoints: strings.Split(cfg.EtcdEndpoints, ","), CAFile: cfg.EtcdCAFile,
 			CertFile: cfg.EtcdCertFile, KeyFile: cfg.EtcdKeyFile, Username: cfg.EtcdUsername}
