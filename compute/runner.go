@@ -280,9 +280,22 @@ func (x *run) finishWith(ctx context.Context, destroyMapping bool, compose func(
 	x.op.ConnectionInfo = nil
 	var err error
 	var vch *volume.Change
+	// abandon gives up the change of an attempt that did not commit: a
+	// prepared detach holds the volume lock, which must be free before the
+	// change is asked for again (or the run stops).
+	abandon := func() {
+		if vch == nil {
+			return
+		}
+		if aerr := vch.Abandon(ctx); aerr != nil {
+			x.log.WithError(aerr).Warn("could not give up the volume side's change; its lock lapses with its lease")
+		}
+		vch = nil
+	}
 	for range x.conflictRetries + 1 {
 		var extra volattach.Txn
 		if compose != nil {
+			abandon()
 			if vch, err = compose(ctx); err != nil {
 				break
 			}
@@ -298,6 +311,7 @@ func (x *run) finishWith(ctx context.Context, destroyMapping bool, compose func(
 				delete(inst.BlockDevices, x.op.VolumeID)
 				puts = append(puts, inst)
 			case !errors.Is(gerr, volattach.ErrNotFound):
+				abandon()
 				return x.stop(gerr)
 			}
 		} else {
@@ -309,11 +323,7 @@ func (x *run) finishWith(ctx context.Context, destroyMapping bool, compose func(
 		}
 	}
 	if err != nil {
-		if vch != nil {
-			if aerr := vch.Abandon(ctx); aerr != nil {
-				x.log.WithError(aerr).Warn("could not give up the volume side's change; its lock lapses with its lease")
-			}
-		}
+		abandon()
 		return x.stop(err)
 	}
 	if vch != nil {
