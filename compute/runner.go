@@ -222,6 +222,35 @@ func (x *run) checkpoint(ctx context.Context, puts []volattach.Record, deletes [
 	return x.commit(ctx, puts, deletes, volattach.Txn{}, false)
 }
 
+// checkpointHolding is checkpoint with a prepared volume change merged in
+// (held, nil for none: the volume lock it keeps is released by this
+// commit); the change is committed with the checkpoint, or given up.
+func (x *run) checkpointHolding(ctx context.Context, held *volume.Change) error {
+	var extra volattach.Txn
+	if held != nil {
+		extra = withOperation(held.Txn, x.op)
+	}
+	if err := x.commit(ctx, nil, nil, extra, false); err != nil {
+		x.abandon(ctx, held)
+		return err
+	}
+	if held != nil {
+		held.Committed(ctx)
+	}
+	return nil
+}
+
+// abandon gives up a volume change that was not committed (nil: none),
+// releasing the volume lock a prepared one holds.
+func (x *run) abandon(ctx context.Context, ch *volume.Change) {
+	if ch == nil {
+		return
+	}
+	if err := ch.Abandon(ctx); err != nil {
+		x.log.WithError(err).Warn("could not give up the volume side's change; its lock lapses with its lease")
+	}
+}
+
 // commit is checkpoint with another component's change merged in (extra)
 // and, for the operation's final commit (last), the run's lock released
 // in the same transaction.
@@ -265,13 +294,14 @@ func (x *run) fail(ctx context.Context, cause error) error {
 // deleted), and the instance's device index, re-reading the instance when
 // a concurrent request changed it meanwhile.
 func (x *run) finish(ctx context.Context, destroyMapping bool) error {
-	return x.finishWith(ctx, destroyMapping, nil)
+	return x.finishWith(ctx, destroyMapping, nil, nil)
 }
 
-// finishWith is finish whose commit also carries the volume side's change
-// compose builds (on a fresh read for every attempt; nil: none), so the
-// volume's records move in the same commit as the operation's end.
-func (x *run) finishWith(ctx context.Context, destroyMapping bool, compose func(context.Context) (*volume.Change, error)) error {
+// finishWith is finish whose commit also carries a volume side's change
+// (first; nil: none), so the volume's records move in the same commit as
+// the operation's end. After a conflict the change is given up and again
+// builds a new one on a fresh read.
+func (x *run) finishWith(ctx context.Context, destroyMapping bool, first *volume.Change, again func(context.Context) (*volume.Change, error)) error {
 	if !destroyMapping {
 		x.bdm.clearOperation(x.op.ID)
 	}
@@ -279,26 +309,23 @@ func (x *run) finishWith(ctx context.Context, destroyMapping bool, compose func(
 	// for the detach, and a rolled-back attach has no connection left.
 	x.op.ConnectionInfo = nil
 	var err error
-	var vch *volume.Change
+	vch := first
 	// abandon gives up the change of an attempt that did not commit: a
 	// prepared detach holds the volume lock, which must be free before the
 	// change is asked for again (or the run stops).
 	abandon := func() {
-		if vch == nil {
-			return
-		}
-		if aerr := vch.Abandon(ctx); aerr != nil {
-			x.log.WithError(aerr).Warn("could not give up the volume side's change; its lock lapses with its lease")
-		}
+		x.abandon(ctx, vch)
 		vch = nil
 	}
-	for range x.conflictRetries + 1 {
+	for attempt := 0; attempt <= x.conflictRetries; attempt++ {
 		var extra volattach.Txn
-		if compose != nil {
+		if attempt > 0 && first != nil {
 			abandon()
-			if vch, err = compose(ctx); err != nil {
+			if vch, err = again(ctx); err != nil {
 				break
 			}
+		}
+		if vch != nil {
 			extra = withOperation(vch.Txn, x.op)
 		}
 		puts := []volattach.Record{}

@@ -147,20 +147,8 @@ func (x *run) initializeConnection(ctx context.Context) error {
 	x.op.Connector, x.op.ConnectionInfo = &conn, &info
 	x.op.Mode = info.AccessMode()
 	x.advance(ctx, EventInitializeConnection)
-	var lockRelease volattach.Txn
-	if held != nil {
-		lockRelease = held.Txn
-	}
-	if err := x.commit(ctx, nil, nil, lockRelease, false); err != nil {
-		if held != nil {
-			if aerr := held.Abandon(ctx); aerr != nil {
-				x.log.WithError(aerr).Warn("could not release the volume lock; it lapses with its lease")
-			}
-		}
+	if err := x.checkpointHolding(ctx, held); err != nil {
 		return x.stop(err)
-	}
-	if held != nil {
-		held.Committed(ctx)
 	}
 	return nil
 }
@@ -242,17 +230,12 @@ func (x *run) attachVolume(ctx context.Context) error {
 			// The volume's attach is the operation's final commit.
 			x.bdm.AttachmentID = ch.Attachment.ID
 			x.advance(ctx, EventAttachVolume)
-			first := ch
-			return x.finishWith(ctx, false, func(ctx context.Context) (*volume.Change, error) {
-				c := first
-				if first = nil; c == nil {
-					var err error
-					if c, err = x.attachChange(ctx, vc); err != nil {
-						return nil, err
-					}
+			return x.finishWith(ctx, false, ch, func(ctx context.Context) (*volume.Change, error) {
+				c, err := x.attachChange(ctx, vc)
+				if err == nil {
+					x.bdm.AttachmentID = c.Attachment.ID
 				}
-				x.bdm.AttachmentID = c.Attachment.ID
-				return c, nil
+				return c, err
 			})
 		}
 	}

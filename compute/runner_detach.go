@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/volattach/volattach"
 	"github.com/volattach/volattach/volume"
 )
 
@@ -91,20 +90,8 @@ func (x *run) terminateConnection(ctx context.Context) error {
 		}
 	}
 	x.advance(ctx, EventTerminateConnection)
-	var extra volattach.Txn
-	if held != nil {
-		extra = withOperation(held.Txn, x.op)
-	}
-	if err := x.commit(ctx, nil, nil, extra, false); err != nil {
-		if held != nil {
-			if aerr := held.Abandon(ctx); aerr != nil {
-				x.log.WithError(aerr).Warn("could not release the volume lock; it lapses with its lease")
-			}
-		}
+	if err := x.checkpointHolding(ctx, held); err != nil {
 		return x.stop(err)
-	}
-	if held != nil {
-		held.Committed(ctx)
 	}
 	return nil
 }
@@ -139,12 +126,7 @@ func (x *run) detachVolume(ctx context.Context) error {
 			// The volume side's detach is the operation's final commit,
 			// fenced by the volume lock it releases.
 			x.advance(ctx, EventDetachVolume)
-			prepared := ch
-			return x.finishWith(ctx, true, func(ctx context.Context) (*volume.Change, error) {
-				if c := prepared; c != nil {
-					prepared = nil
-					return c, nil
-				}
+			return x.finishWith(ctx, true, ch, func(ctx context.Context) (*volume.Change, error) {
 				return x.prepareDetach(ctx, vc)
 			})
 		}
