@@ -37,11 +37,10 @@ func (s *Store) Scan(ctx context.Context, kind volattach.Kind, opts volattach.Sc
 	base := s.o.kindPrefix(kind)
 	rev := opts.Rev
 	if rev == 0 {
-		resp, err := s.cli.Get(ctx, base)
-		if err != nil {
-			return 0, fmt.Errorf("etcd: scan %s: %w", kind, unavailableError(err))
+		var err error
+		if rev, err = s.Revision(ctx); err != nil {
+			return 0, fmt.Errorf("etcd: scan %s: %w", kind, err)
 		}
-		rev = resp.Header.Revision
 	}
 	sc := &scan{base: base, page: opts.Page(), pace: opts.Pace, newRecord: newRecord, fn: fn}
 	done := false
