@@ -104,13 +104,12 @@ func (f *fakeLibvirtd) serve(idx int, c net.Conn) {
 			// A client that closes while an answer it never read is
 			// still queued resets the socket instead of ending it (a
 			// unix socket's peer then reads ECONNRESET): closed either way.
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
-				f.closed <- idx
-			}
+			f.peerClosed(idx, err)
 			return
 		}
 		pkt := make([]byte, n-4)
 		if _, err := io.ReadFull(c, pkt); err != nil {
+			f.peerClosed(idx, err)
 			return
 		}
 		proc := binary.BigEndian.Uint32(pkt[8:12])
@@ -133,8 +132,20 @@ func (f *fakeLibvirtd) serve(idx int, c net.Conn) {
 			reply = binary.BigEndian.AppendUint32(reply, v)
 		}
 		if _, err := c.Write(append(reply, payload...)); err != nil {
+			// The client may close between its request and our answer
+			// (the adapter's polite close after a timed-out call): the
+			// answer then meets a closed socket.
+			f.peerClosed(idx, err)
 			return
 		}
+	}
+}
+
+// peerClosed records connection idx as closed by the client when err says
+// the socket's peer went away (EOF, a reset, a broken pipe).
+func (f *fakeLibvirtd) peerClosed(idx int, err error) {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		f.closed <- idx
 	}
 }
 
